@@ -1,0 +1,95 @@
+# nnlo-c — plain Makefile (STYLE.md 11).
+#   make            build build/nnlo-c
+#   make deps       install the Debian packages the build, tests and demo need
+#   make check      deps + build + every test (unit suites, MPI and Slurm end to end)
+#   make demo       deps + build + Fashion-MNIST data + a real scan under mpirun
+#   make bench      speed / memory / accuracy benchmarks (bench/run.sh)
+#   make unit M=nn  one module's suite, linked against only what it needs
+# Debug/sanitizer builds: make SAN=1 (ASan+UBSan), make DEBUG=1.
+
+CC      ?= cc
+PKGS    := hdf5 yaml-0.1 openblas check ompi-c zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT     := -O2 -march=x86-64-v2
+ifdef DEBUG
+OPT     := -O0 -g
+endif
+ifdef SAN
+OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+LDSAN   := -fsanitize=address,undefined
+endif
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -Wall -Wextra -Werror $(OPT) -g -Iinclude $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -lm
+LDFLAGS += $(LDSAN)
+
+BUILD   := build
+MODULES := util config data nn compress fpga io comm worker master cli
+# What each module's unit suite links (dependencies point down only).
+DEPS_util     := util
+DEPS_fixed    := util
+DEPS_config   := util config
+DEPS_data     := util config data
+DEPS_nn       := util nn
+DEPS_compress := util config nn compress
+DEPS_fpga     := util config fpga
+DEPS_io       := util config data nn compress fpga io
+DEPS_comm     := util config comm
+DEPS_worker   := util config data nn compress fpga io comm worker
+DEPS_master   := util config data nn compress fpga io comm worker master
+
+src_of  = $(wildcard src/$(1)/*.c)
+obj_of  = $(patsubst src/%.c,$(BUILD)/%.o,$(call src_of,$(1)))
+LIB_OBJS := $(foreach m,$(MODULES),$(call obj_of,$(m)))
+TEST_SRCS := $(wildcard tests/check_*.c)
+TEST_SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
+
+.PHONY: all deps check unit demo bench clean
+all: $(BUILD)/nnlo-c
+
+$(BUILD)/%.o: src/%.c $(wildcard include/nnlo/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -c $< -o $@
+
+$(BUILD)/libnnlo.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/nnlo-c: src/main.c $(BUILD)/libnnlo.a
+	$(CC) $(CFLAGS) -Isrc $< $(BUILD)/libnnlo.a $(LDFLAGS) $(LDLIBS) -o $@
+
+# The test runner runs every tests/check_<suite>.c (each exports
+# make_<suite>_suite); the list is generated from the file names.
+$(BUILD)/suites.inc: $(TEST_SRCS)
+	@mkdir -p $(BUILD)
+	@printf '%s\n' $(foreach s,$(TEST_SUITES),'SUITE($(s))') > $@
+
+$(BUILD)/check_all: tests/check_main.c $(filter-out tests/check_main.c,$(TEST_SRCS)) $(BUILD)/suites.inc $(BUILD)/libnnlo.a tests/testutil.h
+	$(CC) $(CFLAGS) -Isrc -Itests -I$(BUILD) tests/check_main.c $(filter-out tests/check_main.c,$(TEST_SRCS)) $(BUILD)/libnnlo.a $(LDFLAGS) $(LDLIBS) -o $@
+
+# make unit M=<suite>: only that suite, only the modules it needs.
+unit:
+	@test -n "$(M)" || { echo "usage: make unit M=<suite>"; exit 2; }
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -Isrc -Itests -DSUITE_ONLY=make_$(M)_suite tests/check_main.c tests/check_$(M).c \
+	  $(foreach d,$(DEPS_$(M)),$(call src_of,$(d))) $(LDFLAGS) $(LDLIBS) -o $(BUILD)/unit_$(M)
+	$(BUILD)/unit_$(M)
+
+deps:
+	@sh scripts/deps.sh
+
+check: deps
+	$(MAKE) all $(BUILD)/check_all
+	$(BUILD)/check_all
+	bash tests/e2e_mpirun.sh
+	bash tests/e2e_slurm.sh
+
+demo: deps all
+	bash scripts/demo.sh
+
+bench: all
+	bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,192 @@
+/* config.h — scan.yaml / trial.yaml -> typed structs, and the search space.
+ *
+ * libyaml parses the file into a tree that remembers line:column of every
+ * node. One schema table per section is the single place where a key is
+ * parsed, defaulted and validated; unknown keys are errors with a
+ * did-you-mean suggestion; every message names file:line:column and the
+ * key. Any scalar may be a search dimension:
+ *   {choice: [a, b, ...]}  {uniform: [lo, hi]}  {log_uniform: [lo, hi]}
+ *   {int: [lo, hi]}        (optional `grid_points: N` for grid search)
+ * A trial config is the scan tree with every dimension replaced by a value,
+ * emitted as YAML text (trial.yaml) and parsed back by config_parse_trial:
+ * `nnlo-c train trial.yaml` therefore sees exactly what the worker saw.
+ * PQuant's section names and keys are accepted as they are. */
+#ifndef NNLO_CONFIG_H
+#define NNLO_CONFIG_H
+
+#include <stdint.h>
+#include "nnlo/fixed.h"
+#include "nnlo/util.h"
+
+/* ---- typed trial configuration ----------------------------------------- */
+
+typedef enum { LABELS_AUTO = 0, LABELS_INDEX = 1, LABELS_ONEHOT = 2 } label_format;
+
+typedef struct {
+    char **train_files; int n_train;   /* absolute or relative to the YAML's folder, resolved */
+    char **val_files;   int n_val;     /* optional */
+    char **test_files;  int n_test;    /* optional */
+    char features[128];                /* dataset name, default "X" */
+    char labels[128];                  /* dataset name, default "y" */
+    label_format labels_format;        /* default auto: 1-D -> index, 2-D -> one-hot */
+    double validation_split;           /* used when no validation files; default 0.2 */
+    int standardize;                   /* default 1: mean/std from the training split */
+    long max_samples;                  /* 0 = all; caps each split (quick tests) */
+} cfg_data;
+
+typedef enum { CFG_LAYER_DENSE = 0, CFG_LAYER_RELU = 1 } cfg_layer_type; /* append only */
+
+typedef struct {
+    cfg_layer_type type;
+    char name[64];   /* "" -> generated */
+    int units;       /* dense; 0 on the last dense = number of classes */
+} cfg_layer;
+
+typedef enum { REWIND_NEVER = 0, REWIND_EVERY_ROUND = 1, REWIND_POST_TRAINING = 2 } rewind_mode;
+typedef enum { OPTIMIZER_ADAM = 0, OPTIMIZER_SGD = 1 } optimizer_type;
+typedef enum { LR_CONSTANT = 0, LR_COSINE = 1, LR_MULTISTEP = 2 } lr_schedule;
+
+typedef struct {
+    int epochs;              /* main stage epochs per round; default 10 */
+    int pretraining_epochs;  /* default 0 */
+    int fine_tuning_epochs;  /* default 0 */
+    int rounds;              /* default 1 */
+    int save_weights_epoch;  /* default -1 (never) */
+    rewind_mode rewind;      /* never | every-round | post-training-stage */
+    int pruning_first;       /* 1: Q(P(W)); 0: P(Q(W)). default 1 */
+    int batch_size;          /* default 256 */
+    optimizer_type optimizer;/* adam | sgd; default adam */
+    double learning_rate;    /* default 1e-3 (`lr` is an alias) */
+    double momentum;         /* sgd; default 0.9 */
+    double l2_decay;         /* default 0 (`weight_decay` alias) */
+    lr_schedule schedule;    /* lr_schedule: constant | cosine | multistep */
+    int milestones[16]; int n_milestones; double gamma; int cosine_tmax;
+    int early_stopping_patience; /* epochs without val improvement; 0 = off */
+} cfg_training;
+
+/* Pruning methods: the registry in src/compress maps these to code. */
+typedef enum {
+    PRUNE_PDP = 0, PRUNE_MAGNITUDE = 1, PRUNE_CS = 2, PRUNE_DST = 3,
+    PRUNE_AUTOSPARSE = 4, PRUNE_WANDA = 5, PRUNE_ACTIVATION = 6, PRUNE_MDMM = 7
+} prune_method;
+const char *prune_method_name(prune_method m);
+
+typedef struct {
+    int enable_pruning;          /* default 1 */
+    prune_method method;         /* default pdp */
+    char **disable_layers; int n_disable;
+    double sparsity;             /* target; default 0.8 (pdp) */
+    double epsilon;              /* pdp: budget ramp per epoch; default 0.015 */
+    double temperature;          /* pdp: tau; default 1e-5 */
+    double threshold_decay;
+    int structured_pruning;      /* default 0 */
+    /* magnitude (Zhu & Gupta polynomial schedule over main-stage epochs) */
+    double initial_sparsity;     /* default 0 */
+    int begin_epoch;             /* default 0 */
+    int end_epoch;               /* default -1: last main-stage epoch */
+    double power;                /* default 3 */
+    int update_frequency;        /* steps between mask updates; 0 = per epoch; default 0 */
+} cfg_pruning;
+
+typedef enum { GRAN_PER_TENSOR = 0, GRAN_PER_CHANNEL = 1, GRAN_PER_WEIGHT = 2 } quant_granularity;
+
+typedef struct {
+    int enable_quantization;     /* default 1 */
+    fixed_spec weight;           /* default (1,0,7) SAT RND; bias uses the same */
+    fixed_spec bias;
+    fixed_spec data;             /* default (0,0,7) SAT RND (PQuant's default) */
+    int quantize_input;          /* default 1 */
+    int quantize_output;         /* default 0 */
+    quant_granularity granularity;
+} cfg_quant;
+
+typedef enum { FPGA_STRATEGY_LATENCY = 0, FPGA_STRATEGY_RESOURCE = 1 } fpga_strategy;
+
+typedef struct {
+    char part[64];               /* default xcu250-figd2104-2L-e */
+    double clock_period_ns;      /* default 5 */
+    fpga_strategy strategy;      /* default latency */
+    int reuse_factor;            /* default 1 */
+} cfg_fpga;
+
+typedef struct {
+    char source[512];            /* file name for messages */
+    uint64_t seed;               /* the trial's seed; everything random derives from it */
+    cfg_data data;
+    cfg_layer *layers; int n_layers;
+    cfg_training train;
+    cfg_pruning prune;
+    cfg_quant quant;
+    cfg_fpga fpga;
+} trial_config;
+
+/* Parses a trial YAML (no search dimensions allowed: they are an error that
+ * says to use `nnlo-c scan`). source names the text in messages; base_dir
+ * resolves relative data paths (NULL = current directory). On error fills e
+ * and leaves *out freed. */
+nl_status config_parse_trial(const char *yaml_text, const char *source, const char *base_dir,
+                             trial_config *out, nl_error *e);
+nl_status config_load_trial(const char *path, trial_config *out, nl_error *e);
+void config_free_trial(trial_config *t); /* NULL-safe, idempotent */
+
+/* ---- scan configuration and search space ------------------------------- */
+
+typedef enum { DIM_CHOICE = 0, DIM_UNIFORM = 1, DIM_LOG_UNIFORM = 2, DIM_INT = 3 } dim_kind;
+typedef enum { VAL_NUM = 0, VAL_STR = 1, VAL_BOOL = 2 } value_kind;
+
+typedef struct {
+    value_kind kind;
+    double num;       /* VAL_NUM, and VAL_BOOL as 0/1 */
+    char str[128];    /* VAL_STR */
+} cfg_value;
+
+typedef struct {
+    char path[160];   /* "training_parameters.learning_rate", "model.layers[2].units" */
+    dim_kind kind;
+    double lo, hi;    /* uniform, log_uniform, int (inclusive) */
+    int is_int;       /* values must be integers (the key's type) */
+    cfg_value *choices; int n_choices;
+    int grid_points;  /* uniform/log_uniform under grid search; default 3 */
+    int line, col;
+} search_dim;
+
+typedef enum { SEARCH_RANDOM = 0, SEARCH_GRID = 1 } search_algorithm;
+
+typedef struct {
+    char metric[32];  /* dsp, lut, ff, bram18, latency_cycles, ebops, ... */
+    double max;
+} scan_constraint;
+
+typedef struct {
+    char source[512];
+    char name[128];               /* default: file name without .yaml */
+    char output_dir[512];         /* default "runs/<name>" */
+    uint64_t seed;                /* default 0 */
+    search_algorithm algorithm;   /* search.algorithm; default random */
+    int trials;                   /* search.trials; default 10 (grid: size of the grid) */
+    int top_k;                    /* search.top_k; default 5 */
+    scan_constraint constraints[16]; int n_constraints;
+    search_dim *dims; int n_dims;
+    char *text;                   /* the file as read (copied to <out>/scan.yaml) */
+    void *tree;                   /* opaque: the parsed YAML, used by config_resolve */
+    trial_config base;            /* the config with every dimension at its first value
+                                     (choice[0] / lo), validated; useful for data set-up */
+} scan_config;
+
+/* Reads and validates a whole scan file: every key, and every dimension's
+ * every choice / both bounds against the key's type and range. */
+nl_status config_load_scan(const char *path, scan_config *out, nl_error *e);
+nl_status config_parse_scan(const char *text, const char *source, const char *base_dir,
+                            scan_config *out, nl_error *e);
+void config_free_scan(scan_config *s); /* NULL-safe */
+
+/* The trial YAML for one point: values[j] for dims[j]; `seed: trial_seed`
+ * at the top; data paths made absolute; the search/constraints sections
+ * left out. Returns malloc'd text (caller frees) or NULL with e filled
+ * (e.g. a value out of a key's range). */
+char *config_resolve(const scan_config *s, const cfg_value *values, uint64_t trial_seed,
+                     nl_error *e);
+/* "0.001", "adam", "true": for CSV and logs. */
+char *cfg_value_format(const cfg_value *v, char *buf, int len);
+
+#endif
