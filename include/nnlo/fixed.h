@@ -54,6 +54,12 @@ int64_t fixed_to_int(const fixed_spec *s, float q);
 int fixed_parse(const char *text, fixed_spec *out);
 /* Formats as "ap_fixed<W,I>" / "ap_ufixed<W,I>" (plus modes if not RND/SAT). */
 char *fixed_format(const fixed_spec *s, char *buf, int len);
+/* Formats for an hls4ml config / HLS source: the modes are written out
+ * unless they are the C++ type's own defaults (AP_TRN, AP_WRAP), so the
+ * string means in Vivado/Vitis HLS exactly what s means here, e.g.
+ * "ap_fixed<8,1,AP_RND,AP_SAT>". (fixed_format omits RND/SAT, our default,
+ * which HLS would read as TRN/WRAP.) Returns buf. */
+char *fixed_format_hls(const fixed_spec *s, char *buf, int len);
 /* Number of bits between the highest and lowest set bit of |q| 2^f, i.e. the
  * bits a constant multiplier really needs (0 for zero). Used by EBOPs. */
 int fixed_bit_span(const fixed_spec *s, float q);
