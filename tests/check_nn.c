@@ -1,0 +1,754 @@
+/* check_nn.c — the nn core: BLAS kernels against the naive references on
+ * awkward sizes, central-difference gradient checks (Dense, ReLU, loss, a
+ * whole model), hand-computed optimizer steps, the model's layout and
+ * errors, the training loop's hooks, and a small MLP that must learn a
+ * separable problem deterministically. QUANT layers have their own TCase. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nnlo/nn.h"
+#include "testutil.h"
+
+static void fill_uniform(float *a, long n, rng_t *r, float lo, float hi) {
+    for (long j = 0; j < n; j++) a[j] = lo + (hi - lo) * (float)rng_uniform(r);
+}
+
+static layer_spec spec_dense(int units) {
+    layer_spec s;
+    memset(&s, 0, sizeof s);
+    s.kind = LAYER_DENSE;
+    s.units = units;
+    return s;
+}
+
+static layer_spec spec_kind(layer_kind k) {
+    layer_spec s;
+    memset(&s, 0, sizeof s);
+    s.kind = k;
+    return s;
+}
+
+/* ---- kernels against references -------------------------------------- */
+
+static const int sizes[] = {1, 3, 7, 17, 33};
+
+START_TEST(test_dense_forward_matches_ref) {
+    rng_t r;
+    rng_seed(&r, 11);
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 5; b++)
+            for (int c = 0; c < 5; c++) {
+                int B = sizes[a], IN = sizes[b], OUT = sizes[c];
+                float *in = malloc(sizeof(float) * B * IN), *w = malloc(sizeof(float) * IN * OUT);
+                float *bias = malloc(sizeof(float) * OUT);
+                float *o1 = malloc(sizeof(float) * B * OUT), *o2 = malloc(sizeof(float) * B * OUT);
+                fill_uniform(in, (long)B * IN, &r, -1, 1);
+                fill_uniform(w, (long)IN * OUT, &r, -1, 1);
+                fill_uniform(bias, OUT, &r, -1, 1);
+                fill_uniform(o1, (long)B * OUT, &r, 5, 6); /* garbage must be overwritten */
+                dense_forward(o1, in, w, bias, B, IN, OUT);
+                dense_forward_ref(o2, in, w, bias, B, IN, OUT);
+                char what[64];
+                snprintf(what, sizeof what, "forward B%d IN%d OUT%d", B, IN, OUT);
+                tu_assert_close(o1, o2, (long)B * OUT, 1e-5, 1e-5, what);
+                /* no bias */
+                dense_forward(o1, in, w, NULL, B, IN, OUT);
+                dense_forward_ref(o2, in, w, NULL, B, IN, OUT);
+                tu_assert_close(o1, o2, (long)B * OUT, 1e-5, 1e-5, what);
+                free(in); free(w); free(bias); free(o1); free(o2);
+            }
+    /* one exact hand case: [1 2] @ [[1 2 3] [4 5 6]] + [0.5 0 -1] */
+    float in[2] = {1, 2}, w[6] = {1, 2, 3, 4, 5, 6}, b[3] = {0.5f, 0, -1}, out[3];
+    dense_forward(out, in, w, b, 1, 2, 3);
+    ck_assert_float_eq(out[0], 9.5f);
+    ck_assert_float_eq(out[1], 12.0f);
+    ck_assert_float_eq(out[2], 14.0f);
+}
+END_TEST
+
+START_TEST(test_dense_backward_matches_ref) {
+    rng_t r;
+    rng_seed(&r, 12);
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 5; b++)
+            for (int c = 0; c < 5; c++) {
+                int B = sizes[a], IN = sizes[b], OUT = sizes[c];
+                long nin = (long)B * IN, nw = (long)IN * OUT, nout = (long)B * OUT;
+                float *in = malloc(sizeof(float) * nin), *w = malloc(sizeof(float) * nw);
+                float *dout = malloc(sizeof(float) * nout);
+                float *din1 = malloc(sizeof(float) * nin), *din2 = malloc(sizeof(float) * nin);
+                float *dw1 = malloc(sizeof(float) * nw), *dw2 = malloc(sizeof(float) * nw);
+                float *db1 = malloc(sizeof(float) * OUT), *db2 = malloc(sizeof(float) * OUT);
+                fill_uniform(in, nin, &r, -1, 1);
+                fill_uniform(w, nw, &r, -1, 1);
+                fill_uniform(dout, nout, &r, -1, 1);
+                /* accumulation: both start from the same non-zero grads */
+                fill_uniform(dw1, nw, &r, -1, 1);
+                memcpy(dw2, dw1, sizeof(float) * nw);
+                fill_uniform(db1, OUT, &r, -1, 1);
+                memcpy(db2, db1, sizeof(float) * OUT);
+                fill_uniform(din1, nin, &r, 5, 6);
+                dense_backward(din1, dw1, db1, dout, in, w, B, IN, OUT);
+                dense_backward_ref(din2, dw2, db2, dout, in, w, B, IN, OUT);
+                char what[64];
+                snprintf(what, sizeof what, "B%d IN%d OUT%d", B, IN, OUT);
+                tu_assert_close(dw1, dw2, nw, 1e-5, 1e-5, what);
+                tu_assert_close(db1, db2, OUT, 1e-5, 1e-5, what);
+                tu_assert_close(din1, din2, nin, 1e-5, 1e-5, what);
+                /* din = NULL: weights' gradients still right */
+                memcpy(dw1, dw2, sizeof(float) * nw);
+                dense_backward(NULL, dw1, NULL, dout, in, w, B, IN, OUT);
+                dense_backward_ref(NULL, dw2, NULL, dout, in, w, B, IN, OUT);
+                tu_assert_close(dw1, dw2, nw, 1e-5, 1e-5, what);
+                free(in); free(w); free(dout); free(din1); free(din2);
+                free(dw1); free(dw2); free(db1); free(db2);
+            }
+}
+END_TEST
+
+/* L = sum(out .* R): dL/dout = R; central differences on w, b and in. */
+static double dense_probe(const float *in, const float *w, const float *b, const float *R,
+                          int B, int IN, int OUT) {
+    float out[64];
+    dense_forward(out, in, w, b, B, IN, OUT);
+    double s = 0;
+    for (int j = 0; j < B * OUT; j++) s += (double)out[j] * R[j];
+    return s;
+}
+
+START_TEST(test_dense_gradcheck) {
+    enum { B = 3, IN = 5, OUT = 4 };
+    rng_t r;
+    rng_seed(&r, 13);
+    float in[B * IN], w[IN * OUT], b[OUT], R[B * OUT];
+    fill_uniform(in, B * IN, &r, -1, 1);
+    fill_uniform(w, IN * OUT, &r, -1, 1);
+    fill_uniform(b, OUT, &r, -1, 1);
+    fill_uniform(R, B * OUT, &r, -1, 1);
+    float din[B * IN], dw[IN * OUT] = {0}, db[OUT] = {0};
+    dense_backward(din, dw, db, R, in, w, B, IN, OUT);
+    const float h = 1e-2f;
+    float num[IN * OUT];
+    for (int j = 0; j < IN * OUT; j++) {
+        float s = w[j];
+        w[j] = s + h; double lp = dense_probe(in, w, b, R, B, IN, OUT);
+        w[j] = s - h; double lm = dense_probe(in, w, b, R, B, IN, OUT);
+        w[j] = s;
+        num[j] = (float)((lp - lm) / (2 * h));
+    }
+    tu_assert_close(dw, num, IN * OUT, 1e-4, 1e-3, "dL/dW");
+    for (int j = 0; j < OUT; j++) {
+        float s = b[j];
+        b[j] = s + h; double lp = dense_probe(in, w, b, R, B, IN, OUT);
+        b[j] = s - h; double lm = dense_probe(in, w, b, R, B, IN, OUT);
+        b[j] = s;
+        num[j] = (float)((lp - lm) / (2 * h));
+    }
+    tu_assert_close(db, num, OUT, 1e-4, 1e-3, "dL/db");
+    for (int j = 0; j < B * IN; j++) {
+        float s = in[j];
+        in[j] = s + h; double lp = dense_probe(in, w, b, R, B, IN, OUT);
+        in[j] = s - h; double lm = dense_probe(in, w, b, R, B, IN, OUT);
+        in[j] = s;
+        num[j] = (float)((lp - lm) / (2 * h));
+    }
+    tu_assert_close(din, num, B * IN, 1e-4, 1e-3, "dL/din");
+}
+END_TEST
+
+/* ---- loss ------------------------------------------------------------- */
+
+START_TEST(test_loss_hand_values_and_stability) {
+    float z[6] = {1, 2, 3, 1000, 1001, 1002};
+    int32_t y[2] = {2, 0};
+    float d[6];
+    int correct = -1;
+    /* row 0: log(e^1+e^2+e^3) - 3 = 0.40760596; row 1 (shifted by 999,
+     * label 0): log(e^1+e^2+e^3) - 1 = 2.40760596; mean 1.40760596 */
+    float L = loss_softmax_xent(z, y, 2, 3, d, &correct);
+    ck_assert_double_eq_tol(L, 1.40760596, 1e-6);
+    ck_assert_int_eq(correct, 1);
+    /* softmax(1,2,3) = 0.09003057, 0.24472847, 0.66524096; / B = 2 */
+    const float want[6] = {0.09003057f / 2, 0.24472847f / 2, (0.66524096f - 1) / 2,
+                           (0.09003057f - 1) / 2, 0.24472847f / 2, 0.66524096f / 2};
+    tu_assert_close(d, want, 6, 1e-7, 1e-6, "dlogits");
+    /* without dlogits, same loss */
+    ck_assert_float_eq(loss_softmax_xent(z, y, 2, 3, NULL, NULL), L);
+    /* NaN propagates */
+    z[1] = NAN;
+    ck_assert(isnan(loss_softmax_xent(z, y, 2, 3, NULL, NULL)));
+}
+END_TEST
+
+START_TEST(test_loss_gradcheck) {
+    enum { B = 4, C = 6 };
+    rng_t r;
+    rng_seed(&r, 14);
+    float z[B * C], d[B * C], num[B * C];
+    int32_t y[B] = {0, 5, 2, 2};
+    fill_uniform(z, B * C, &r, -3, 3);
+    loss_softmax_xent(z, y, B, C, d, NULL);
+    const float h = 1e-2f;
+    for (int j = 0; j < B * C; j++) {
+        float s = z[j];
+        z[j] = s + h; double lp = loss_softmax_xent(z, y, B, C, NULL, NULL);
+        z[j] = s - h; double lm = loss_softmax_xent(z, y, B, C, NULL, NULL);
+        z[j] = s;
+        num[j] = (float)((lp - lm) / (2 * h));
+    }
+    tu_assert_close(d, num, B * C, 2e-4, 1e-2, "dL/dlogits");
+    /* each row of dlogits sums to 0 */
+    for (int s = 0; s < B; s++) {
+        double t = 0;
+        for (int c = 0; c < C; c++) t += d[s * C + c];
+        ck_assert_double_eq_tol(t, 0, 1e-6);
+    }
+}
+END_TEST
+
+/* ---- model ------------------------------------------------------------ */
+
+START_TEST(test_model_layout_and_views) {
+    layer_spec sp[5] = {spec_dense(4), spec_kind(LAYER_RELU), spec_dense(3),
+                        spec_kind(LAYER_RELU), spec_dense(2)};
+    snprintf(sp[2].name, sizeof sp[2].name, "hidden");
+    const char *xn[2] = {"prune/thresholds", "prune/gate"};
+    const long xl[2] = {3, 5};
+    nl_error e = {0};
+    model *m = model_create(sp, 5, 6, 8, xn, xl, 2, &e);
+    ck_assert_msg(m != NULL, "%s", e.msg);
+    ck_assert_int_eq(m->out_size, 2);
+    ck_assert_str_eq(m->layers[0].name, "dense0");
+    ck_assert_str_eq(m->layers[1].name, "relu0");
+    ck_assert_str_eq(m->layers[2].name, "hidden");
+    ck_assert_str_eq(m->layers[3].name, "relu1");
+    ck_assert_str_eq(m->layers[4].name, "dense2");
+    /* 6*4+4 + 4*3+3 + 3*2+2 = 51 weights, + 8 extra */
+    ck_assert_int_eq(model_count_weights(m), 51);
+    ck_assert_int_eq(m->n_params, 59);
+    ck_assert_int_eq(m->n_views, 8);
+    const param_view *v = model_find_view(m, "hidden/kernel");
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(v->off, 28);
+    ck_assert_int_eq(v->len, 12);
+    ck_assert_int_eq(v->layer, 2);
+    v = model_find_view(m, "dense2/bias");
+    ck_assert_int_eq(v->off, 49);
+    ck_assert_int_eq(v->len, 2);
+    v = model_find_view(m, "prune/gate");
+    ck_assert_int_eq(v->off, 54);
+    ck_assert_int_eq(v->len, 5);
+    ck_assert_int_eq(v->layer, -1);
+    ck_assert_ptr_null(model_find_view(m, "dense1/kernel"));
+    ck_assert_int_eq(m->layers[2].w_off, 28);
+    ck_assert_int_eq(m->layers[2].b_off, 40);
+    ck_assert_int_eq(m->layers[1].w_off, -1);
+    /* He-uniform init: kernels in +-sqrt(6/fan_in), not all equal; biases 0 */
+    rng_t r;
+    rng_seed(&r, 1);
+    model_init_params(m, &r);
+    double lim0 = sqrt(6.0 / 6), s2 = 0;
+    for (int j = 0; j < 24; j++) {
+        ck_assert(fabs(m->params[j]) <= lim0);
+        s2 += m->params[j] * m->params[j];
+    }
+    ck_assert(s2 > 0.5 * 24 * lim0 * lim0 / 3 * 0.3);
+    for (int j = 24; j < 28; j++) ck_assert_float_eq(m->params[j], 0);
+    for (int j = 51; j < 59; j++) ck_assert_float_eq(m->params[j], 0);
+    ck_assert_int_eq(memcmp(m->params, m->weff, sizeof(float) * 59), 0);
+    model_free(m);
+    model_free(NULL);
+}
+END_TEST
+
+START_TEST(test_model_create_errors) {
+    nl_error e = {0};
+    layer_spec sp[3] = {spec_dense(4), spec_kind(LAYER_RELU), spec_dense(0)};
+    ck_assert_ptr_null(model_create(sp, 0, 3, 4, NULL, NULL, 0, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "no layers"));
+    ck_assert_ptr_null(model_create(sp, 3, 3, 4, NULL, NULL, 0, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "dense1"));
+    ck_assert_int_eq(e.code, NL_ERR_CONFIG);
+    sp[2].units = 2;
+    snprintf(sp[2].name, sizeof sp[2].name, "dense0");
+    ck_assert_ptr_null(model_create(sp, 3, 3, 4, NULL, NULL, 0, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "'dense0'"));
+    sp[2].name[0] = 0;
+    const char *xn[1] = {"dense0/kernel"};
+    const long xl[1] = {2};
+    ck_assert_ptr_null(model_create(sp, 3, 3, 4, xn, xl, 1, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "dense0/kernel"));
+    model *m = model_create(sp, 3, 3, 4, NULL, NULL, 0, &e);
+    ck_assert_ptr_nonnull(m);
+    model_free(m);
+}
+END_TEST
+
+/* Mean xent loss of the model at its current weff, accumulated in double. */
+static double model_loss(model *m, const float *x, const int32_t *y, int B) {
+    const float *z = model_forward(m, x, B);
+    return loss_softmax_xent(z, y, B, m->out_size, NULL, NULL);
+}
+
+START_TEST(test_model_gradcheck_end_to_end) {
+    enum { B = 5, IN = 4 };
+    layer_spec sp[5] = {spec_dense(6), spec_kind(LAYER_RELU), spec_dense(5),
+                        spec_kind(LAYER_RELU), spec_dense(3)};
+    const char *xn[1] = {"extra"};
+    const long xl[1] = {4};
+    nl_error e = {0};
+    model *m = model_create(sp, 5, IN, B, xn, xl, 1, &e);
+    ck_assert_ptr_nonnull(m);
+    rng_t r;
+    rng_seed(&r, 15);
+    model_init_params(m, &r);
+    /* non-zero biases so that ReLU kinks are generic */
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->layers[l].kind == LAYER_DENSE)
+            fill_uniform(m->params + m->layers[l].b_off, m->layers[l].out_size, &r, -0.3f, 0.3f);
+    model_sync_weff(m);
+    float x[B * IN];
+    int32_t y[B] = {0, 1, 2, 1, 0};
+    fill_uniform(x, B * IN, &r, -1, 1);
+    /* grads are zeroed by backward: poison them first */
+    for (long j = 0; j < m->n_params; j++) m->grads[j] = 77;
+    const float *z = model_forward(m, x, B);
+    float d[B * 3];
+    loss_softmax_xent(z, y, B, 3, d, NULL);
+    model_backward(m, x, d, B);
+    float *num = malloc(sizeof(float) * m->n_params);
+    const float h = 1e-3f;
+    for (long j = 0; j < m->n_params; j++) {
+        float s = m->weff[j];
+        m->weff[j] = s + h; double lp = model_loss(m, x, y, B);
+        m->weff[j] = s - h; double lm = model_loss(m, x, y, B);
+        m->weff[j] = s;
+        num[j] = (float)((lp - lm) / (2 * h));
+    }
+    tu_assert_close(m->grads, num, m->n_params, 3e-4, 2e-2, "dL/dweff");
+    /* gradients are not trivially zero */
+    double gn = 0;
+    for (long j = 0; j < model_count_weights(m); j++) gn += fabs(m->grads[j]);
+    ck_assert(gn > 0.1);
+    for (long j = model_count_weights(m); j < m->n_params; j++) ck_assert_float_eq(m->grads[j], 0);
+    free(num);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_relu_layer_gradcheck) {
+    /* a model made of one ReLU then a Dense: the ReLU's backward is checked
+     * through dL/dx of a Dense in front (x -> dense -> relu -> dense) with
+     * pre-activations kept away from 0 */
+    enum { B = 3, IN = 3 };
+    layer_spec sp[3] = {spec_dense(4), spec_kind(LAYER_RELU), spec_dense(2)};
+    nl_error e = {0};
+    model *m = model_create(sp, 3, IN, B, NULL, NULL, 0, &e);
+    rng_t r;
+    float x[B * IN];
+    int32_t y[B] = {0, 1, 1};
+    const float *z = NULL;
+    /* the first seed from 16 on whose pre-activations all keep |a| > 0.02 */
+    for (uint64_t seed = 16;; seed++) {
+        ck_assert(seed < 100);
+        rng_seed(&r, seed);
+        model_init_params(m, &r);
+        fill_uniform(x, B * IN, &r, -1, 1);
+        z = model_forward(m, x, B);
+        int near = 0;
+        for (int j = 0; j < B * 4; j++) near += fabsf(m->layers[0].out[j]) <= 0.02f;
+        if (!near) break;
+    }
+    int neg = 0, pos = 0;
+    for (int j = 0; j < B * 4; j++) {
+        float a = m->layers[0].out[j];
+        neg += a < 0;
+        pos += a > 0;
+        ck_assert_float_eq(m->layers[1].out[j], a > 0 ? a : 0);
+    }
+    ck_assert(neg > 0 && pos > 0); /* both sides of the kink are exercised */
+    float d[B * 2];
+    loss_softmax_xent(z, y, B, 2, d, NULL);
+    model_backward(m, x, d, B);
+    const param_view *k0 = model_find_view(m, "dense0/kernel");
+    const float h = 1e-3f;
+    float num[12];
+    for (int j = 0; j < 12; j++) {
+        float *p = m->weff + k0->off + j, s = *p;
+        *p = s + h; double lp = model_loss(m, x, y, B);
+        *p = s - h; double lm = model_loss(m, x, y, B);
+        *p = s;
+        num[j] = (float)((lp - lm) / (2 * h));
+    }
+    tu_assert_close(m->grads + k0->off, num, 12, 2e-4, 1e-2, "dL/dW0 through relu");
+    model_free(m);
+}
+END_TEST
+
+/* ---- optimizers ------------------------------------------------------- */
+
+START_TEST(test_sgd_momentum_hand_steps) {
+    nl_error e = {0};
+    optim o = {0};
+    o.lr = 0.1f;
+    o.momentum = 0.9f;
+    ck_assert_int_eq(optim_init(&o, OPT_SGD, 2, &e), NL_OK);
+    ck_assert_float_eq(o.lr, 0.1f); /* kept across init */
+    float p[2] = {1, -2}, g[2] = {0.5f, 1};
+    /* p0: v = .5, p = .95; v = .95, p = .855; v = 1.355, p = .7195 */
+    optim_step(&o, p, g);
+    ck_assert_float_eq_tol(p[0], 0.95f, 1e-6);
+    optim_step(&o, p, g);
+    ck_assert_float_eq_tol(p[0], 0.855f, 1e-6);
+    optim_step(&o, p, g);
+    ck_assert_float_eq_tol(p[0], 0.7195f, 1e-6);
+    ck_assert_float_eq_tol(p[1], -2 - 0.1f * (1 + 1.9f + 2.71f), 1e-6);
+    ck_assert_int_eq(o.t, 3);
+    /* weight decay 0.5 with momentum 0: p -= lr (g + wd p) = 1 - .1 (.5 + .5) */
+    optim_reset(&o);
+    o.momentum = 0;
+    o.weight_decay = 0.5f;
+    p[0] = 1;
+    optim_step(&o, p, g);
+    ck_assert_float_eq_tol(p[0], 0.9f, 1e-7);
+    ck_assert_int_eq(o.t, 1);
+    optim_free(&o);
+    optim_free(&o); /* twice is safe */
+}
+END_TEST
+
+START_TEST(test_adam_hand_steps) {
+    nl_error e = {0};
+    optim o = {0};
+    o.lr = 0.01f;
+    ck_assert_int_eq(optim_init(&o, OPT_ADAM, 3, &e), NL_OK);
+    ck_assert_float_eq(o.beta1, 0.9f);
+    ck_assert_float_eq(o.beta2, 0.999f);
+    float p[3] = {1, -1, 0.5f};
+    /* step 1: m-hat = g, v-hat = g^2, so p -= lr g/(|g| + eps) = lr sign(g) */
+    float g1[3] = {0.2f, -3, 0};
+    optim_step(&o, p, g1);
+    ck_assert_float_eq_tol(p[0], 0.99f, 1e-6);
+    ck_assert_float_eq_tol(p[1], -0.99f, 1e-6);
+    ck_assert_float_eq(p[2], 0.5f); /* zero grad, zero update */
+    /* step 2, g = (0.1, 1, 0): m = .9 m + .1 g, v = .999 v + .001 g^2;
+     * p0: m = .028, v = 4.996e-5; mhat = .028/.19 = .1473684,
+     * vhat = 4.996e-5/.001999 = .0249925, sqrt = .1580901;
+     * update = .01 * .1473684/.1580901 = .00932180 -> .98067820 */
+    float g2[3] = {0.1f, 1, 0};
+    optim_step(&o, p, g2);
+    ck_assert_float_eq_tol(p[0], 0.9806782f, 2e-6);
+    /* p1: m = -.27 + .1 = -.17, v = .008991 + .001 = .009991;
+     * mhat = -.8947368, vhat = 4.9979990, sqrt = 2.2356204;
+     * update = -.01 * .4002197 -> -.99 + .0040022 = -.98599780 */
+    ck_assert_float_eq_tol(p[1], -0.9859978f, 2e-6);
+    /* step 3 against a double-precision transcription of torch.optim.Adam
+     * with weight decay (decay added to the gradient before the moments) */
+    optim_reset(&o);
+    ck_assert_int_eq(o.t, 0);
+    o.weight_decay = 0.1f;
+    float q[3] = {0.3f, -0.7f, 2};
+    double qd[3] = {0.3, -0.7, 2}, md[3] = {0}, vd[3] = {0};
+    const float gs[3][3] = {{0.5f, -0.1f, 0.02f}, {-0.25f, 0.3f, 0.02f}, {0.1f, 0.1f, -1}};
+    for (int t = 1; t <= 3; t++) {
+        optim_step(&o, q, gs[t - 1]);
+        double bc1 = 1 - pow(0.9, t), bc2 = 1 - pow(0.999, t);
+        for (int j = 0; j < 3; j++) {
+            double gj = gs[t - 1][j] + 0.1 * qd[j];
+            md[j] = 0.9 * md[j] + 0.1 * gj;
+            vd[j] = 0.999 * vd[j] + 0.001 * gj * gj;
+            qd[j] -= 0.01 / bc1 * md[j] / (sqrt(vd[j]) / sqrt(bc2) + 1e-8);
+        }
+        for (int j = 0; j < 3; j++) ck_assert_double_eq_tol(q[j], qd[j], 2e-6);
+    }
+    optim_free(&o);
+}
+END_TEST
+
+/* ---- training loop ---------------------------------------------------- */
+
+/* Two Gaussian blobs at (+-1.5, +-1.5) in 2-D: separable with a wide margin. */
+static void make_toy(float *x, int32_t *y, long n, rng_t *r) {
+    for (long s = 0; s < n; s++) {
+        int lab = (int)(s & 1);
+        float c = lab ? 1.5f : -1.5f;
+        x[2 * s] = c + 0.4f * rng_normal(r);
+        x[2 * s + 1] = c + 0.4f * rng_normal(r);
+        y[s] = lab;
+    }
+}
+
+static model *toy_train(const float *x, const int32_t *y, long n, optim_kind k, double *acc) {
+    layer_spec sp[3] = {spec_dense(8), spec_kind(LAYER_RELU), spec_dense(2)};
+    nl_error e = {0};
+    model *m = model_create(sp, 3, 2, 32, NULL, NULL, 0, &e);
+    rng_t r;
+    rng_seed(&r, 123);
+    model_init_params(m, &r);
+    optim o = {0};
+    o.lr = k == OPT_ADAM ? 0.01f : 0.05f;
+    o.momentum = 0.9f;
+    optim_init(&o, k, m->n_params, &e);
+    epoch_stats st;
+    for (int ep = 0; ep < 5; ep++) {
+        ck_assert_int_eq(nn_train_epoch(m, &o, x, y, n, 32, &r, NULL, &st, &e), NL_OK);
+        ck_assert_int_eq(st.samples, n);
+        ck_assert(!st.nonfinite);
+    }
+    ck_assert_int_eq(o.t, 5 * ((n + 31) / 32));
+    ck_assert_int_eq(nn_evaluate(m, x, y, n, NULL, &st, NULL, &e), NL_OK);
+    *acc = st.accuracy;
+    optim_free(&o);
+    return m;
+}
+
+START_TEST(test_mlp_learns_deterministically) {
+    enum { N = 500 };
+    float x[2 * N];
+    int32_t y[N];
+    rng_t r;
+    rng_seed(&r, 5);
+    make_toy(x, y, N, &r);
+    double a1, a2, a3;
+    model *m1 = toy_train(x, y, N, OPT_ADAM, &a1);
+    model *m2 = toy_train(x, y, N, OPT_ADAM, &a2);
+    ck_assert_msg(a1 > 0.95, "adam accuracy %.3f", a1);
+    ck_assert_double_eq(a1, a2);
+    ck_assert_int_eq(memcmp(m1->params, m2->params, sizeof(float) * m1->n_params), 0);
+    model *m3 = toy_train(x, y, N, OPT_SGD, &a3);
+    ck_assert_msg(a3 > 0.95, "sgd accuracy %.3f", a3);
+    model_free(m1);
+    model_free(m2);
+    model_free(m3);
+}
+END_TEST
+
+typedef struct {
+    int pre, post_bw, post_step, observed[4];
+    long obs_rows;
+    int bad_pairs;
+} hook_log;
+
+static void h_pre(void *ctx, model *m) {
+    ((hook_log *)ctx)->pre++;
+    model_sync_weff(m);
+}
+static float h_post_bw(void *ctx, model *m) {
+    hook_log *L = ctx;
+    L->post_bw++;
+    (void)m;
+    return 0.25f;
+}
+static void h_post_step(void *ctx, model *m) {
+    ((hook_log *)ctx)->post_step++;
+    (void)m;
+}
+static void h_observe(void *ctx, const model *m, int layer, const float *in, int B) {
+    hook_log *L = ctx;
+    L->observed[layer]++;
+    if (layer == 0) {
+        L->obs_rows += B;
+        /* the gathered rows carry their label in feature 1 (x = (label + 10) / 16) */
+        ck_assert_ptr_eq(in, m->xb);
+        for (int s = 0; s < B; s++) L->bad_pairs += lrintf(in[s * 3 + 1] * 16) != m->yb[s] + 10;
+    } else {
+        ck_assert_ptr_eq(in, m->layers[layer - 1].out);
+    }
+}
+
+START_TEST(test_train_epoch_hooks_and_batches) {
+    enum { N = 10 };
+    layer_spec sp[3] = {spec_dense(4), spec_kind(LAYER_RELU), spec_dense(3)};
+    nl_error e = {0};
+    model *m = model_create(sp, 3, 3, 4, NULL, NULL, 0, &e);
+    rng_t r;
+    rng_seed(&r, 9);
+    model_init_params(m, &r);
+    float x[N * 3];
+    int32_t y[N];
+    for (int s = 0; s < N; s++) {
+        y[s] = s % 3;
+        x[s * 3] = (float)s * 0.1f;
+        x[s * 3 + 1] = (float)(y[s] + 10) / 16;
+        x[s * 3 + 2] = -0.5f;
+    }
+    optim o = {0};
+    o.lr = 0; /* weights stay put: the epoch's loss is then exact */
+    optim_init(&o, OPT_ADAM, m->n_params, &e);
+    hook_log log = {0};
+    train_hooks h = {&log, h_pre, h_post_bw, h_post_step, h_observe};
+    epoch_stats st, ev;
+    ck_assert_int_eq(nn_train_epoch(m, &o, x, y, N, 4, &r, &h, &st, &e), NL_OK);
+    ck_assert_int_eq(log.pre, 3); /* 4 + 4 + 2 */
+    ck_assert_int_eq(log.post_bw, 3);
+    ck_assert_int_eq(log.post_step, 3);
+    ck_assert_int_eq(log.observed[0], 3);
+    ck_assert_int_eq(log.observed[1], 3);
+    ck_assert_int_eq(log.observed[2], 3);
+    ck_assert_int_eq(log.obs_rows, N);
+    ck_assert_int_eq(log.bad_pairs, 0);
+    ck_assert_int_eq(o.t, 3);
+    ck_assert_int_eq(st.samples, N);
+    nn_evaluate(m, x, y, N, NULL, &ev, NULL, &e);
+    ck_assert_msg(fabs(st.loss - (ev.loss + 0.25)) < 1e-5, "epoch loss %.6f vs eval %.6f + .25",
+                  st.loss, ev.loss);
+    ck_assert_double_eq_tol(st.accuracy, ev.accuracy, 1e-12);
+    /* batch too large, labels out of range */
+    ck_assert_int_eq(nn_train_epoch(m, &o, x, y, N, 5, &r, NULL, &st, &e), NL_ERR_INVALID);
+    y[3] = 3;
+    ck_assert_int_eq(nn_train_epoch(m, &o, x, y, N, 4, &r, NULL, &st, &e), NL_ERR_DATA);
+    ck_assert_ptr_nonnull(strstr(e.msg, "sample 3"));
+    y[3] = 0;
+    /* a NaN input stops the epoch at its batch */
+    x[7 * 3] = NAN;
+    ck_assert_int_eq(nn_train_epoch(m, &o, x, y, N, 4, &r, NULL, &st, &e), NL_OK);
+    ck_assert_int_eq(st.nonfinite, 1);
+    /* stopped at the batch holding sample 7: no step for it, none after */
+    ck_assert_int_lt(o.t, 6);
+    long upto = 4 * (o.t - 3) + 4;
+    ck_assert_int_eq(st.samples, upto < N ? upto : N);
+    ck_assert(isnan(st.loss));
+    optim_free(&o);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_evaluate_logits_and_batches) {
+    enum { N = 11 };
+    layer_spec sp[3] = {spec_dense(5), spec_kind(LAYER_RELU), spec_dense(3)};
+    nl_error e = {0};
+    model *m = model_create(sp, 3, 2, 4, NULL, NULL, 0, &e);
+    rng_t r;
+    rng_seed(&r, 10);
+    model_init_params(m, &r);
+    float x[N * 2], logits[N * 3], want[N * 3];
+    int32_t y[N];
+    fill_uniform(x, N * 2, &r, -2, 2);
+    for (int s = 0; s < N; s++) y[s] = s % 3;
+    /* params changed after the last sync: evaluate must sync */
+    m->params[0] += 1;
+    epoch_stats st;
+    ck_assert_int_eq(nn_evaluate(m, x, y, N, NULL, &st, logits, &e), NL_OK);
+    int hits = 0;
+    double loss = 0;
+    for (int s = 0; s < N; s++) {
+        const float *z = model_forward(m, x + 2 * s, 1);
+        memcpy(want + 3 * s, z, sizeof(float) * 3);
+        int c;
+        loss += loss_softmax_xent(z, y + s, 1, 3, NULL, &c);
+        hits += c;
+    }
+    tu_assert_close(logits, want, N * 3, 1e-6, 1e-5, "eval logits");
+    ck_assert_double_eq_tol(st.loss, loss / N, 1e-6);
+    ck_assert_double_eq_tol(st.accuracy, (double)hits / N, 1e-12);
+    ck_assert_int_eq(st.samples, N);
+    /* weff was synced from the changed params */
+    ck_assert_float_eq(m->weff[0], m->params[0]);
+    model_free(m);
+}
+END_TEST
+
+/* ---- QUANT layers ------------------------------------------------------ */
+
+START_TEST(test_quant_layer_forward_and_ste) {
+    /* ap_fixed<8,3> RND SAT: k=1, i=2, f=5, range [-4, 4 - 1/32] */
+    layer_spec sp[2] = {spec_kind(LAYER_QUANT), spec_dense(1)};
+    sp[0].quant = (fixed_spec){1, 2, 5, FX_SAT, FX_RND};
+    nl_error e = {0};
+    model *m = model_create(sp, 2, 4, 2, NULL, NULL, 0, &e);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_str_eq(m->layers[0].name, "quant0");
+    ck_assert_int_eq(m->layers[0].out_size, 4);
+    ck_assert_int_eq(model_count_weights(m), 5);
+    /* Dense sums its inputs: W = 1, b = 0 */
+    for (int j = 0; j < 4; j++) m->params[j] = 1;
+    model_sync_weff(m);
+    float x[8] = {0.1f, 5.0f, -4.5f, 1.0f, -0.2f, 3.0f, 0.5f, -1.0f};
+    const float *z = model_forward(m, x, 2);
+    const float q[8] = {0.09375f, 3.96875f, -4.0f, 1.0f, -0.1875f, 3.0f, 0.5f, -1.0f};
+    tu_assert_close(m->layers[0].out, q, 8, 0, 0, "quantized");
+    const unsigned char pass[8] = {1, 0, 0, 1, 1, 1, 1, 1};
+    for (int j = 0; j < 8; j++) ck_assert_int_eq(m->layers[0].pass[j], pass[j]);
+    ck_assert_float_eq(z[0], 0.09375f + 3.96875f - 4.0f + 1.0f);
+    /* the first parametric layer is the Dense after the quantizer, so no
+     * gradient flows to the input: dW = sum_b q * dout, db = sum dout */
+    float d[2] = {1.0f, -2.0f};
+    model_backward(m, x, d, 2);
+    for (int j = 0; j < 4; j++) ck_assert_float_eq_tol(m->grads[j], q[j] - 2 * q[4 + j], 1e-6);
+    ck_assert_float_eq(m->grads[4], -1.0f);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_quant_ste_between_dense) {
+    /* x -> dense(3) -> quant -> dense(2): gradient at dense0 is the STE's:
+     * dense1's din passed where the pre-activation was in range */
+    enum { B = 4, IN = 2 };
+    layer_spec sp[3] = {spec_dense(3), spec_kind(LAYER_QUANT), spec_dense(2)};
+    sp[1].quant = (fixed_spec){1, 0, 6, FX_SAT, FX_RND}; /* range [-1, 1 - 1/64] */
+    nl_error e = {0};
+    model *m = model_create(sp, 3, IN, B, NULL, NULL, 0, &e);
+    rng_t r;
+    rng_seed(&r, 17);
+    model_init_params(m, &r);
+    float x[B * IN];
+    fill_uniform(x, B * IN, &r, -1.5f, 1.5f);
+    int32_t y[B] = {0, 1, 1, 0};
+    const float *z = model_forward(m, x, B);
+    int clipped = 0, inside = 0;
+    for (int j = 0; j < B * 3; j++) {
+        float a = m->layers[0].out[j];
+        unsigned char p = m->layers[1].pass[j];
+        ck_assert_int_eq(p, a >= -1 && a <= 1 - 1.0 / 64);
+        clipped += !p;
+        inside += p;
+    }
+    ck_assert(clipped > 0 && inside > 0);
+    float d[B * 2];
+    loss_softmax_xent(z, y, B, 2, d, NULL);
+    model_backward(m, x, d, B);
+    /* reference: din of dense1 masked by pass, then dense0's weight grads */
+    const layer *L0 = &m->layers[0], *L2 = &m->layers[2];
+    float g1[B * 3], dw0[IN * 3] = {0}, db0[3] = {0}, dw2[3 * 2] = {0}, db2[2] = {0};
+    dense_backward_ref(g1, dw2, db2, d, m->layers[1].out, m->weff + L2->w_off, B, 3, 2);
+    for (int j = 0; j < B * 3; j++) g1[j] = m->layers[1].pass[j] ? g1[j] : 0;
+    dense_backward_ref(NULL, dw0, db0, g1, x, m->weff + L0->w_off, B, IN, 3);
+    tu_assert_close(m->grads + L2->w_off, dw2, 6, 1e-6, 1e-5, "dW2");
+    tu_assert_close(m->grads + L0->w_off, dw0, IN * 3, 1e-6, 1e-5, "dW0 (STE)");
+    tu_assert_close(m->grads + L0->b_off, db0, 3, 1e-6, 1e-5, "db0 (STE)");
+    model_free(m);
+}
+END_TEST
+
+Suite *make_nn_suite(void) {
+    Suite *s = suite_create("nn");
+    TCase *k = tcase_create("kernels");
+    tcase_add_test(k, test_dense_forward_matches_ref);
+    tcase_add_test(k, test_dense_backward_matches_ref);
+    tcase_add_test(k, test_dense_gradcheck);
+    tcase_add_test(k, test_loss_hand_values_and_stability);
+    tcase_add_test(k, test_loss_gradcheck);
+    suite_add_tcase(s, k);
+    TCase *mo = tcase_create("model");
+    tcase_add_test(mo, test_model_layout_and_views);
+    tcase_add_test(mo, test_model_create_errors);
+    tcase_add_test(mo, test_model_gradcheck_end_to_end);
+    tcase_add_test(mo, test_relu_layer_gradcheck);
+    suite_add_tcase(s, mo);
+    TCase *op = tcase_create("optim");
+    tcase_add_test(op, test_sgd_momentum_hand_steps);
+    tcase_add_test(op, test_adam_hand_steps);
+    suite_add_tcase(s, op);
+    TCase *tr = tcase_create("train");
+    tcase_add_test(tr, test_mlp_learns_deterministically);
+    tcase_add_test(tr, test_train_epoch_hooks_and_batches);
+    tcase_add_test(tr, test_evaluate_logits_and_batches);
+    tcase_set_timeout(tr, 20);
+    suite_add_tcase(s, tr);
+    TCase *q = tcase_create("quant");
+    tcase_add_test(q, test_quant_layer_forward_and_ste);
+    tcase_add_test(q, test_quant_ste_between_dense);
+    suite_add_tcase(s, q);
+    return s;
+}
