@@ -88,3 +88,4 @@ Suite *make_util_suite(void) {
     suite_add_tcase(s, tc);
     return s;
 }
+

@@ -1,0 +1,246 @@
+/* cli.c — `nnlo-c [scan] FILE`, `train`, `data`: argument parsing, the
+ * choice between MPI ranks and the in-process transport, signal handling
+ * (SIGTERM/SIGUSR1/SIGINT set a flag; the master drains), exit codes. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "nnlo/cli.h"
+#include "nnlo/data.h"
+#include "nnlo/json.h"
+#include "nnlo/master.h"
+#include "nnlo/nn.h"
+#include "nnlo/worker.h"
+
+static volatile sig_atomic_t g_stop = 0;
+
+static void on_signal(int sig) {
+    if (g_stop && sig == SIGINT) _exit(130); /* a second Ctrl-C: leave now */
+    g_stop = 1;
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* OpenBLAS threads per rank: SLURM_CPUS_PER_TASK, else 1 — unless the user
+ * set OPENBLAS_NUM_THREADS themselves. */
+static void set_blas_threads(void) {
+    if (getenv("OPENBLAS_NUM_THREADS")) return;
+    const char *c = getenv("SLURM_CPUS_PER_TASK");
+    int n = c ? atoi(c) : 1;
+    nn_set_threads(n > 0 ? n : 1);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "nnlo-c %s — hardware-aware neural-network compression scans\n\n"
+            "usage:\n"
+            "  nnlo-c [scan] SCAN.yaml [--out DIR] [--resume] [--trials N] [--quiet] [-v]\n"
+            "      run a scan: rank 0 is the master, other ranks train trials; with one\n"
+            "      process (no launcher) master and worker run as two threads.\n"
+            "      mpirun -n 3 nnlo-c scan.yaml   |   srun --mpi=pmix -n 3 nnlo-c scan.yaml\n"
+            "  nnlo-c train TRIAL.yaml [--out DIR] [--json]\n"
+            "      run one trial (e.g. <out>/trials/<id>/trial.yaml: same metrics, bit for bit)\n"
+            "  nnlo-c data jets OUT.h5 [--samples N] [--seed S]\n"
+            "  nnlo-c data fashion-mnist OUTDIR [--source DIR]\n"
+            "  nnlo-c --version | --help\n\n"
+            "exit codes: 0 success (also a scan drained by SIGTERM/SIGUSR1), 1 run failed,\n"
+            "2 bad usage or configuration. Docs: README.md, docs/config.md.\n",
+            NNLO_VERSION);
+}
+
+static int exit_code(nl_status st) {
+    return st == NL_OK ? 0 : (st == NL_ERR_CONFIG || st == NL_ERR_INVALID) ? 2 : 1;
+}
+
+/* ---- scan --------------------------------------------------------------- */
+
+typedef struct {
+    comm *c;
+    nl_error e;
+    nl_status st;
+} worker_thread_arg;
+
+static void *worker_thread(void *p) {
+    worker_thread_arg *a = p;
+    a->st = worker_serve(a->c, &g_stop, &a->e);
+    return NULL;
+}
+
+static int cmd_scan(int argc, char **argv) {
+    const char *file = NULL;
+    master_options o = {0};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--out") && i + 1 < argc) o.out_dir = argv[++i];
+        else if (!strcmp(argv[i], "--resume")) o.resume = 1;
+        else if (!strcmp(argv[i], "--trials") && i + 1 < argc) o.trials = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) o.quiet = 1;
+        else if (!strcmp(argv[i], "-v")) log_set_level(LOG_DEBUG);
+        else if (argv[i][0] == '-') { fprintf(stderr, "nnlo-c scan: unknown option %s\n", argv[i]); return 2; }
+        else if (!file) file = argv[i];
+        else { fprintf(stderr, "nnlo-c scan: one scan file at a time (got %s and %s)\n", file, argv[i]); return 2; }
+    }
+    if (!file) { usage(stderr); return 2; }
+    const char *rc = getenv("SLURM_RESTART_COUNT");
+    if (rc && atoi(rc) > 0) o.resume = 1; /* requeued by Slurm: continue */
+    install_signals();
+    set_blas_threads();
+    nl_error e = {0};
+    nl_status st;
+    comm *c = NULL;
+    if (comm_mpi_launched()) {
+        if ((st = comm_mpi_open(NULL, NULL, &c, &e))) {
+            fprintf(stderr, "nnlo-c: %s\n", e.msg);
+            return 1;
+        }
+    }
+    int rank = c ? comm_rank(c) : 0, size = c ? comm_size(c) : 1;
+    char tag[32];
+    snprintf(tag, sizeof tag, "rank %d", rank);
+    if (size > 1) log_set_tag(tag);
+    if (rank > 0) {
+        st = worker_serve(c, &g_stop, &e);
+        if (st) log_error("%s", e.msg);
+        comm_close(c);
+        return exit_code(st);
+    }
+    scan_config s;
+    memset(&s, 0, sizeof s);
+    st = config_load_scan(file, &s, &e);
+    if (st) {
+        fprintf(stderr, "nnlo-c: %s\n", e.msg);
+        if (c) { /* release the workers */
+            for (int w = 1; w < size; w++) comm_send(c, w, MSG_SHUTDOWN, NULL, 0, NULL);
+            comm_close(c);
+        }
+        return exit_code(st);
+    }
+    if (size > 1) {
+        st = master_run(c, &s, &o, &g_stop, &e);
+    } else {
+        /* one process: master here, the worker in a thread */
+        comm *mc, *wc;
+        if ((st = comm_inproc_pair(&mc, &wc, &e)) == NL_OK) {
+            pthread_t th;
+            worker_thread_arg a = {wc, {0}, NL_OK};
+            pthread_create(&th, NULL, worker_thread, &a);
+            st = master_run(mc, &s, &o, &g_stop, &e);
+            pthread_join(th, NULL);
+            if (st == NL_OK && a.st) { st = a.st; e = a.e; }
+            comm_close(mc);
+            comm_close(wc);
+        }
+    }
+    if (st) fprintf(stderr, "nnlo-c: %s\n", e.msg);
+    config_free_scan(&s);
+    if (c) comm_close(c);
+    return exit_code(st);
+}
+
+/* ---- train ---------------------------------------------------------------- */
+
+static int train_progress(void *ctx, int id, const epoch_record *r) {
+    (void)ctx; (void)id;
+    static const char *stages[] = {"pretrain", "main", "finetune"};
+    log_info("[%s r%d e%d] loss %.4f acc %.4f val_loss %.4f val_acc %.4f sparsity %.3f (%.2f s)", stages[r->stage],
+             r->round, r->epoch, r->train_loss, r->train_accuracy, r->val_loss, r->val_accuracy, r->sparsity,
+             r->seconds);
+    return g_stop ? 2 : 0;
+}
+
+static int cmd_train(int argc, char **argv) {
+    const char *file = NULL, *out = NULL;
+    int as_json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--json")) as_json = 1;
+        else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) log_set_level(LOG_WARN);
+        else if (argv[i][0] == '-') { fprintf(stderr, "nnlo-c train: unknown option %s\n", argv[i]); return 2; }
+        else file = argv[i];
+    }
+    if (!file) { usage(stderr); return 2; }
+    install_signals();
+    set_blas_threads();
+    nl_error e = {0};
+    char *text;
+    if (fs_read_all(file, &text, NULL, &e)) { fprintf(stderr, "nnlo-c: %s\n", e.msg); return 2; }
+    /* Relative data paths in the file are relative to the file's folder. */
+    char *dir = str_dup(file);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0'; else strcpy(dir, ".");
+    worker_cache cache;
+    memset(&cache, 0, sizeof cache);
+    trial_result res;
+    nl_status st = worker_run_trial(0, text, file, dir, out, &cache, train_progress, NULL, &res, &e);
+    worker_cache_free(&cache);
+    free(dir);
+    free(text);
+    if (st) { fprintf(stderr, "nnlo-c: %s\n", e.msg); return 1; }
+    if (as_json) {
+        sbuf b = {0};
+        trial_result_to_json(&res, &b);
+        printf("%s\n", b.s);
+        sbuf_free(&b);
+    } else {
+        printf("status: %s%s%s\n", trial_status_name(res.status), res.reason[0] ? ": " : "", res.reason);
+        for (int k = 0; k < MET_COUNT; k++) printf("%s: %.6g\n", metric_name((metric_id)k), res.metrics[k]);
+    }
+    return res.status == TRIAL_DONE ? 0 : 1;
+}
+
+/* ---- data ----------------------------------------------------------------- */
+
+static int cmd_data(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    nl_error e = {0};
+    nl_status st;
+    if (!strcmp(argv[0], "jets")) {
+        long n = 100000;
+        uint64_t seed = 0;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--samples") && i + 1 < argc) n = atol(argv[++i]);
+            else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+            else { fprintf(stderr, "nnlo-c data jets: unknown option %s\n", argv[i]); return 2; }
+        }
+        if (n < 1) { fprintf(stderr, "nnlo-c data jets: --samples must be >= 1\n"); return 2; }
+        st = data_make_jets(argv[1], n, seed, &e);
+        if (!st) printf("wrote %s: %ld jets, 16 features, 5 classes (seed %llu)\n", argv[1], n, (unsigned long long)seed);
+    } else if (!strcmp(argv[0], "fashion-mnist")) {
+        const char *src = NULL;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--source") && i + 1 < argc) src = argv[++i];
+            else { fprintf(stderr, "nnlo-c data fashion-mnist: unknown option %s\n", argv[i]); return 2; }
+        }
+        st = data_make_fashion_mnist(argv[1], src, &e);
+        if (!st) printf("wrote %s/train.h5 and %s/test.h5\n", argv[1], argv[1]);
+    } else {
+        fprintf(stderr, "nnlo-c data: unknown generator '%s' (jets, fashion-mnist)\n", argv[0]);
+        return 2;
+    }
+    if (st) fprintf(stderr, "nnlo-c: %s\n", e.msg);
+    return exit_code(st);
+}
+
+int cli_main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "--version")) { printf("nnlo-c %s\n", NNLO_VERSION); return 0; }
+    if (!strcmp(cmd, "scan")) return cmd_scan(argc - 2, argv + 2);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
+    if (cmd[0] != '-' && (strstr(cmd, ".yaml") || strstr(cmd, ".yml") || fs_exists(cmd)))
+        return cmd_scan(argc - 1, argv + 1);
+    fprintf(stderr, "nnlo-c: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

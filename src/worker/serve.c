@@ -1,0 +1,105 @@
+/* serve.c — a worker's life: READY, run each TRIAL sent, report PROGRESS
+ * per epoch and the RESULT, until SHUTDOWN. Between epochs it polls for a
+ * STOP (the master is draining) and checks the process's signal flag, so a
+ * Slurm time limit interrupts a trial within one epoch. The datasets stay
+ * loaded across trials (worker_cache). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nnlo/json.h"
+#include "nnlo/worker.h"
+
+typedef struct {
+    comm *c;
+    volatile sig_atomic_t *stop_flag;
+    int stop, shutdown;
+    nl_error err;
+    int comm_failed;
+} serve_ctx;
+
+/* Non-blocking look at the mailbox during a trial. */
+static void poll_master(serve_ctx *s) {
+    for (;;) {
+        comm_msg m;
+        int got = 0;
+        if (comm_recv(s->c, &m, 0, &got, &s->err) != NL_OK) { s->comm_failed = 1; s->stop = 1; return; }
+        if (!got) return;
+        if (m.type == MSG_STOP) s->stop = 1;
+        else if (m.type == MSG_SHUTDOWN) s->stop = s->shutdown = 1;
+        else log_warn("ignoring message type %d from rank %d during a trial", (int)m.type, m.peer);
+        comm_msg_free(&m);
+    }
+}
+
+static int on_progress(void *vctx, int trial_id, const epoch_record *r) {
+    serve_ctx *s = vctx;
+    sbuf b = {0};
+    static const char *stages[] = {"pretrain", "main", "finetune"};
+    sbuf_printf(&b, "{\"trial\": %d, \"stage\": \"%s\", \"round\": %d, \"epoch\": %d, \"global_epoch\": %d, ",
+                trial_id, stages[r->stage], r->round, r->epoch, r->global_epoch);
+    sbuf_printf(&b, "\"train_loss\": ");
+    json_write_num(&b, r->train_loss);
+    sbuf_printf(&b, ", \"val_accuracy\": ");
+    json_write_num(&b, r->val_accuracy);
+    sbuf_printf(&b, ", \"sparsity\": ");
+    json_write_num(&b, r->sparsity);
+    sbuf_printf(&b, ", \"seconds\": ");
+    json_write_num(&b, r->seconds);
+    sbuf_printf(&b, "}");
+    if (comm_send(s->c, 0, MSG_PROGRESS, b.s, b.len, &s->err) != NL_OK) s->comm_failed = s->stop = 1;
+    sbuf_free(&b);
+    poll_master(s);
+    if (s->stop_flag && *s->stop_flag) s->stop = 1;
+    return s->stop ? 2 : 0;
+}
+
+nl_status worker_serve(comm *c, volatile sig_atomic_t *stop_flag, nl_error *e) {
+    serve_ctx s = {.c = c, .stop_flag = stop_flag};
+    worker_cache cache;
+    memset(&cache, 0, sizeof cache);
+    nl_status st = comm_send(c, 0, MSG_READY, NULL, 0, e);
+    while (st == NL_OK && !s.shutdown) {
+        comm_msg m;
+        int got = 0;
+        st = comm_recv(c, &m, 0.5, &got, e);
+        if (st || !got) continue;
+        if (m.type == MSG_SHUTDOWN) { s.shutdown = 1; comm_msg_free(&m); break; }
+        if (m.type == MSG_STOP) { comm_msg_free(&m); continue; } /* idle: nothing to stop */
+        if (m.type != MSG_TRIAL) {
+            log_warn("ignoring message type %d from rank %d", (int)m.type, m.peer);
+            comm_msg_free(&m);
+            continue;
+        }
+        /* "<id>\n<trial folder>\n<yaml>" */
+        int id = atoi(m.data);
+        char *dir = strchr(m.data, '\n');
+        char *yaml = dir ? strchr(dir + 1, '\n') : NULL;
+        if (!yaml) {
+            log_warn("malformed trial message from rank %d ignored", m.peer);
+            comm_msg_free(&m);
+            continue;
+        }
+        *yaml++ = '\0';
+        dir++;
+        char source[160];
+        snprintf(source, sizeof source, "trials/%d/trial.yaml", id);
+        s.stop = 0;
+        trial_result res;
+        nl_error te = {0};
+        if (worker_run_trial(id, yaml, source, NULL, dir, &cache, on_progress, &s, &res, &te) != NL_OK &&
+            res.status == TRIAL_DONE) {
+            res.status = TRIAL_FAILED;
+            nl_err_prefix(&te, "could not write the trial's files");
+            memcpy(res.reason, te.msg, sizeof res.reason);
+        }
+        comm_msg_free(&m);
+        if (s.comm_failed) { *e = s.err; st = e->code; break; }
+        sbuf b = {0};
+        trial_result_to_json(&res, &b);
+        st = comm_send(c, 0, MSG_RESULT, b.s, b.len, e);
+        sbuf_free(&b);
+        if (st == NL_OK && !s.shutdown) st = comm_send(c, 0, MSG_READY, NULL, 0, e);
+    }
+    worker_cache_free(&cache);
+    return st;
+}

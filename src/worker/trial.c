@@ -1,0 +1,338 @@
+/* trial.c — one trial from its YAML text to metrics and files.
+ *
+ * config -> (cached) data -> model specs -> model + optimizer + compression
+ * -> compress_train -> evaluation -> compression report -> FPGA estimate ->
+ * model.h5, history.csv, log. Every failure on the way is a FAILED result
+ * with a reason; nothing here exits or aborts. Seeds: everything random in
+ * a trial derives from the trial's `seed` (init: stream 1, shuffling:
+ * stream 2); the data split uses a fixed seed so that all trials of a scan
+ * see the same split. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nnlo/fpga.h"
+#include "nnlo/json.h"
+#include "nnlo/modelio.h"
+#include "nnlo/worker.h"
+
+#define DATA_SPLIT_SEED 0x5eedULL
+
+void worker_cache_free(worker_cache *c) {
+    if (!c) return;
+    if (c->loaded) data_free(&c->data);
+    c->loaded = 0;
+    c->key[0] = '\0';
+}
+
+/* Everything in cfg_data that changes what data_load returns. */
+static void data_key(const cfg_data *d, char *key, size_t len) {
+    sbuf b = {0};
+    const char *const *lists[3] = {(const char *const *)d->train_files, (const char *const *)d->val_files,
+                                   (const char *const *)d->test_files};
+    int ns[3] = {d->n_train, d->n_val, d->n_test};
+    for (int l = 0; l < 3; l++) {
+        sbuf_printf(&b, "[%d]", l);
+        for (int i = 0; i < ns[l]; i++) sbuf_printf(&b, "%s|", lists[l][i]);
+    }
+    sbuf_printf(&b, "%s|%s|%d|%.17g|%d|%ld", d->features, d->labels, (int)d->labels_format,
+                d->validation_split, d->standardize, d->max_samples);
+    snprintf(key, len, "%s", b.s);
+    sbuf_free(&b);
+}
+
+/* ---- per-epoch bookkeeping -------------------------------------------- */
+
+typedef struct {
+    int trial_id;
+    trial_progress_fn cb;
+    void *cb_ctx;
+    sbuf history;           /* history.csv text */
+    sbuf log;               /* the trial's log */
+    int patience, final_stage, rounds;
+    double best_val;
+    int since_best;
+    int last_stage;
+    double train_seconds;   /* training part of the epochs */
+    double samples;
+    long n_train;
+    int epochs;
+} run_ctx;
+
+static const char *stage_name(train_stage s) {
+    return s == STAGE_PRETRAIN ? "pretrain" : s == STAGE_MAIN ? "main" : "finetune";
+}
+
+static int on_epoch(void *vctx, const epoch_record *r) {
+    run_ctx *x = vctx;
+    x->epochs++;
+    x->train_seconds += r->seconds;
+    x->samples += (double)x->n_train;
+    sbuf_printf(&x->history, "%d,%s,%d,%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.4f\n", r->global_epoch,
+                stage_name(r->stage), r->round, r->epoch, r->lr, r->train_loss, r->train_accuracy,
+                r->val_loss, r->val_accuracy, r->sparsity, r->ebops, r->seconds);
+    sbuf_printf(&x->log, "epoch %d (%s round %d epoch %d): loss %.4f acc %.4f val_loss %.4f val_acc %.4f sparsity %.4f\n",
+                r->global_epoch, stage_name(r->stage), r->round, r->epoch, r->train_loss,
+                r->train_accuracy, r->val_loss, r->val_accuracy, r->sparsity);
+    int verdict = x->cb ? x->cb(x->cb_ctx, x->trial_id, r) : 0;
+    if (verdict) return verdict;
+    /* Early stopping watches only the last stage that trains (fine-tuning if
+     * any, else the main stage of the last round): stopping while the
+     * pruner is still ramping sparsity would just keep a denser model. */
+    if (x->patience > 0 && (int)r->stage == x->final_stage &&
+        (r->stage != STAGE_MAIN || r->round == x->rounds - 1)) {
+        if ((int)r->stage != x->last_stage) { x->best_val = -1; x->since_best = 0; }
+        x->last_stage = (int)r->stage;
+        if (r->val_accuracy > x->best_val) { x->best_val = r->val_accuracy; x->since_best = 0; }
+        else if (++x->since_best >= x->patience) {
+            sbuf_printf(&x->log, "early stopping: no val_accuracy improvement in %d epochs\n", x->patience);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- FPGA description of the trained model ---------------------------- */
+
+static fixed_spec hls4ml_default_precision(void) {
+    /* hls4ml's default model precision is ap_fixed<16,6> (k=1, i=5, f=10). */
+    return (fixed_spec){1, 5, 10, FX_SAT, FX_RND};
+}
+
+static nl_status estimate_fpga(const trial_config *tc, model *m, compress *c, fpga_report *rep,
+                               nl_error *e) {
+    fpga_layer *fl = calloc((size_t)m->n_layers, sizeof *fl);
+    if (!fl) return nl_err(e, NL_ERR_NOMEM, "FPGA estimate: out of memory");
+    int n = 0;
+    fixed_spec cur = hls4ml_default_precision();
+    int quant = tc->quant.enable_quantization;
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer *L = &m->layers[l];
+        if (L->kind == LAYER_QUANT) { cur = L->quant; continue; }
+        fpga_layer *f = &fl[n++];
+        snprintf(f->name, sizeof f->name, "%s", L->name);
+        f->n_in = L->in_size;
+        f->n_out = L->out_size;
+        f->in_spec = f->out_spec = f->w_spec = f->b_spec = quant ? cur : hls4ml_default_precision();
+        if (L->kind == LAYER_DENSE) {
+            f->kind = FPGA_LAYER_DENSE;
+            f->w = m->weff + L->w_off;
+            f->b = L->b_off >= 0 ? m->weff + L->b_off : NULL;
+            if (quant) {
+                compress_layer_formats(c, l, &f->w_spec, &f->b_spec, &f->in_spec, &f->out_spec);
+                cur = f->out_spec;
+            }
+        } else {
+            f->kind = FPGA_LAYER_RELU;
+        }
+    }
+    nl_status st = fpga_estimate(fl, n, &tc->fpga, rep, e);
+    free(fl);
+    return st;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static nl_status write_files(const char *dir, int id, const char *yaml, model *m, compress *c,
+                             const trial_result *res, run_ctx *x, nl_error *e) {
+    char path[4096];
+    nl_status st = fs_mkdir_p(dir, e);
+    if (st) return st;
+    fs_join(path, sizeof path, dir, "history.csv");
+    sbuf h = {0};
+    sbuf_printf(&h, "global_epoch,stage,round,epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,sparsity,ebops,seconds\n");
+    if (x->history.s) sbuf_append(&h, x->history.s, x->history.len);
+    st = fs_write_atomic(path, h.s, h.len, e);
+    sbuf_free(&h);
+    if (st) return st;
+    fs_join(path, sizeof path, dir, "log");
+    sbuf_printf(&x->log, "status: %s%s%s\n", trial_status_name(res->status),
+                res->reason[0] ? ": " : "", res->reason);
+    st = fs_write_atomic(path, x->log.s, x->log.len, e);
+    if (st || !m || res->status != TRIAL_DONE) return st;
+
+    modelio_layer_info *info = calloc((size_t)m->n_layers, sizeof *info);
+    if (!info) return nl_err(e, NL_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < m->n_layers; l++) {
+        if (m->layers[l].kind != LAYER_DENSE) continue;
+        info[l].mask = compress_mask(c, l);
+        info[l].quantized = 1;
+        compress_layer_formats(c, l, &info[l].w, &info[l].b, &info[l].in, &info[l].out);
+    }
+    const char *names[MET_COUNT];
+    for (int k = 0; k < MET_COUNT; k++) names[k] = metric_name((metric_id)k);
+    char idbuf[32];
+    snprintf(idbuf, sizeof idbuf, "%d", id);
+    modelio_meta meta = {yaml, idbuf, MET_COUNT, names, res->metrics};
+    fs_join(path, sizeof path, dir, "model.h5");
+    st = modelio_save(path, m, info, &meta, e);
+    free(info);
+    return st;
+}
+
+/* ---- the trial -------------------------------------------------------- */
+
+static void set_failed(trial_result *res, trial_status s, const char *why) {
+    res->status = s;
+    snprintf(res->reason, sizeof res->reason, "%s", why);
+}
+
+nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *source,
+                           const char *base_dir, const char *trial_dir, worker_cache *cache, trial_progress_fn cb,
+                           void *cb_ctx, trial_result *res, nl_error *e) {
+    memset(res, 0, sizeof *res);
+    res->id = trial_id;
+    for (int k = 0; k < MET_COUNT; k++) res->metrics[k] = NAN;
+    run_ctx x = {.trial_id = trial_id, .cb = cb, .cb_ctx = cb_ctx, .best_val = -1, .last_stage = -1};
+    trial_config tc;
+    memset(&tc, 0, sizeof tc);
+    model *m = NULL;
+    compress *c = NULL;
+    optim opt;
+    memset(&opt, 0, sizeof opt);
+    layer_spec *specs = NULL;
+    int n_specs = 0, n_extra = 0;
+    char **extra_names = NULL;
+    long *extra_lens = NULL;
+    nl_error te = {0};
+    nl_status st;
+
+    if (config_parse_trial(trial_yaml, source, base_dir, &tc, &te) != NL_OK) {
+        set_failed(res, TRIAL_FAILED, te.msg);
+        goto finish;
+    }
+    char key[sizeof cache->key];
+    data_key(&tc.data, key, sizeof key);
+    if (!cache->loaded || strcmp(key, cache->key) != 0) {
+        worker_cache_free(cache);
+        if (data_load(&tc.data, DATA_SPLIT_SEED, &cache->data, &te) != NL_OK) {
+            set_failed(res, TRIAL_FAILED, te.msg);
+            goto finish;
+        }
+        cache->loaded = 1;
+        snprintf(cache->key, sizeof cache->key, "%s", key);
+    }
+    const data_bundle *db = &cache->data;
+    x.n_train = db->train.n;
+    if (db->train.n == 0 || db->val.n == 0) {
+        set_failed(res, TRIAL_FAILED, "the training or validation split is empty");
+        goto finish;
+    }
+    if (compress_model_specs(tc.layers, tc.n_layers, db->n_classes, &tc.quant, &specs, &n_specs, &te) ||
+        compress_plan_params(specs, n_specs, db->n_features, &tc.prune, &extra_names, &extra_lens, &n_extra, &te)) {
+        set_failed(res, TRIAL_FAILED, te.msg);
+        goto finish;
+    }
+    m = model_create(specs, n_specs, db->n_features, tc.train.batch_size,
+                     (const char *const *)extra_names, extra_lens, n_extra, &te);
+    if (!m) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
+    rng_t r_init, r_train;
+    rng_seed(&r_init, rng_derive(tc.seed, 1));
+    rng_seed(&r_train, rng_derive(tc.seed, 2));
+    model_init_params(m, &r_init);
+    if (optim_init(&opt, tc.train.optimizer == OPTIMIZER_SGD ? OPT_SGD : OPT_ADAM, m->n_params, &te)) {
+        set_failed(res, TRIAL_FAILED, te.msg);
+        goto finish;
+    }
+    opt.lr = (float)tc.train.learning_rate;
+    opt.momentum = (float)tc.train.momentum;
+    opt.weight_decay = (float)tc.train.l2_decay;
+    c = compress_create(m, &tc.prune, &tc.quant, &tc.train, &te);
+    if (!c) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
+
+    x.patience = tc.train.early_stopping_patience;
+    x.final_stage = tc.train.fine_tuning_epochs > 0 ? STAGE_FINETUNE : STAGE_MAIN;
+    x.rounds = tc.train.rounds;
+    train_data d = {db->train.x, db->train.y, db->train.n, db->val.x, db->val.y, db->val.n};
+    double t0 = time_now();
+    st = compress_train(c, m, &opt, &tc.train, &d, &r_train, on_epoch, &x, &te);
+    double wall = time_now() - t0;
+    if (st == NL_ERR_INTERRUPTED) { set_failed(res, TRIAL_INTERRUPTED, te.msg); goto finish; }
+    if (st != NL_OK) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
+
+    train_hooks hk = compress_hooks(c);
+    epoch_stats ev;
+    if (nn_evaluate(m, db->val.x, db->val.y, db->val.n, &hk, &ev, NULL, &te)) {
+        set_failed(res, TRIAL_FAILED, te.msg);
+        goto finish;
+    }
+    if (!isfinite(ev.loss)) { set_failed(res, TRIAL_FAILED, "validation loss is not finite"); goto finish; }
+    res->metrics[MET_VAL_ACCURACY] = ev.accuracy;
+    res->metrics[MET_VAL_LOSS] = ev.loss;
+    if (db->test.n > 0) {
+        if (nn_evaluate(m, db->test.x, db->test.y, db->test.n, &hk, &ev, NULL, &te)) {
+            set_failed(res, TRIAL_FAILED, te.msg);
+            goto finish;
+        }
+        res->metrics[MET_TEST_ACCURACY] = ev.accuracy;
+        res->metrics[MET_TEST_LOSS] = ev.loss;
+    }
+    compress_report cr;
+    if (compress_report_get(c, &cr, &te)) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
+    res->metrics[MET_SPARSITY] = cr.sparsity;
+    res->metrics[MET_WEIGHTS] = (double)cr.weights;
+    res->metrics[MET_REMAINING_WEIGHTS] = (double)cr.remaining;
+    res->metrics[MET_EBOPS] = cr.ebops;
+    for (int i = 0; i < cr.n; i++)
+        sbuf_printf(&x.log, "layer %s: weights %ld remaining %ld sparsity %.4f bits %d..%d (mean %.2f) ebops %.0f\n",
+                    cr.layers[i].name, cr.layers[i].weights, cr.layers[i].remaining, cr.layers[i].sparsity,
+                    cr.layers[i].bits_min, cr.layers[i].bits_max, cr.layers[i].bits_mean, cr.layers[i].ebops);
+    compress_report_free(&cr);
+    fpga_report fr;
+    memset(&fr, 0, sizeof fr);
+    if (estimate_fpga(&tc, m, c, &fr, &te)) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
+    res->metrics[MET_DSP] = (double)fr.total.dsp;
+    res->metrics[MET_LUT] = (double)fr.total.lut;
+    res->metrics[MET_FF] = (double)fr.total.ff;
+    res->metrics[MET_BRAM18] = (double)fr.total.bram18;
+    res->metrics[MET_LATENCY_CYCLES] = fr.total.latency_cycles;
+    res->metrics[MET_LATENCY_NS] = fr.latency_ns;
+    res->metrics[MET_FITS] = fr.fits;
+    fpga_report_free(&fr);
+    res->metrics[MET_EPOCHS] = x.epochs;
+    res->metrics[MET_TRAIN_SECONDS] = wall;
+    res->metrics[MET_TRAIN_SAMPLES_PER_S] = x.train_seconds > 0 ? x.samples / x.train_seconds : NAN;
+
+finish:
+    st = NL_OK;
+    if (trial_dir) st = write_files(trial_dir, trial_id, trial_yaml, m, c, res, &x, e);
+    sbuf_free(&x.history);
+    sbuf_free(&x.log);
+    compress_free(c);
+    optim_free(&opt);
+    model_free(m);
+    for (int i = 0; i < n_extra; i++) free(extra_names[i]);
+    free(extra_names);
+    free(extra_lens);
+    free(specs);
+    config_free_trial(&tc);
+    return st;
+}
+
+/* ---- result <-> JSON ---------------------------------------------------- */
+
+void trial_result_to_json(const trial_result *r, sbuf *out) {
+    sbuf_printf(out, "{\"trial\": %d, \"status\": \"%s\", \"reason\": ", r->id, trial_status_name(r->status));
+    json_write_str(out, r->reason);
+    sbuf_printf(out, ", \"metrics\": {");
+    for (int k = 0; k < MET_COUNT; k++) {
+        sbuf_printf(out, "%s\"%s\": ", k ? ", " : "", metric_name((metric_id)k));
+        json_write_num(out, r->metrics[k]);
+    }
+    sbuf_printf(out, "}}");
+}
+
+nl_status trial_result_from_json(const char *text, trial_result *r, nl_error *e) {
+    json *j = json_parse(text, e);
+    if (!j) return NL_ERR_COMM;
+    memset(r, 0, sizeof *r);
+    r->id = (int)json_num(j, "trial", -1);
+    const char *s = json_str(j, "status", "");
+    r->status = !strcmp(s, "done") ? TRIAL_DONE : !strcmp(s, "interrupted") ? TRIAL_INTERRUPTED : TRIAL_FAILED;
+    snprintf(r->reason, sizeof r->reason, "%s", json_str(j, "reason", ""));
+    const json *mj = json_get(j, "metrics");
+    for (int k = 0; k < MET_COUNT; k++) r->metrics[k] = json_num(mj, metric_name((metric_id)k), NAN);
+    json_free(j);
+    if (r->id < 0) return nl_err(e, NL_ERR_COMM, "result without a trial id");
+    return NL_OK;
+}
