@@ -30,13 +30,14 @@ MODULES := util config data nn compress fpga io comm worker master cli
 # What each module's unit suite links (dependencies point down only).
 DEPS_util     := util
 DEPS_fixed    := util
+DEPS_json     := util
 DEPS_config   := util config
 DEPS_data     := util config data
 DEPS_nn       := util nn
 DEPS_compress := util config nn compress
 DEPS_fpga     := util config fpga
 DEPS_io       := util config data nn compress fpga io
-DEPS_comm     := util config comm
+DEPS_comm     := util comm
 DEPS_worker   := util config data nn compress fpga io comm worker
 DEPS_master   := util config data nn compress fpga io comm worker master
 
