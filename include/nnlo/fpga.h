@@ -59,4 +59,35 @@ nl_status fpga_estimate(const fpga_layer *layers, int n, const cfg_fpga *cfg,
                         fpga_report *out, nl_error *e);
 void fpga_report_free(fpga_report *r);
 
+/* ---- additions (estimator options, reuse-factor rules) ------------------ */
+
+/* How hls4ml types the accumulator of a Dense layer. AUTO (hls4ml's
+ * 'auto' precision, the default for per-layer configs): w_bits + x_bits +
+ * ceil(log2 n_in), +1 when the layer has a nonzero bias. FIXED: accum_spec
+ * (e.g. the model default ap_fixed<16,6>). Values are appended only. */
+typedef enum { FPGA_ACCUM_AUTO = 0, FPGA_ACCUM_FIXED = 1 } fpga_accum_mode;
+
+typedef struct {
+    fpga_accum_mode accum;
+    fixed_spec accum_spec;   /* used when accum == FPGA_ACCUM_FIXED */
+} fpga_options;
+
+/* AUTO accumulator, accum_spec = ap_fixed<16,6>. */
+void fpga_options_default(fpga_options *o);
+
+/* fpga_estimate with explicit options (opt NULL = defaults). Same contract:
+ * on success *out owns a malloc'd per-layer array (fpga_report_free); on
+ * error *out is zeroed and e names the layer or key at fault. */
+nl_status fpga_estimate_ex(const fpga_layer *layers, int n, const cfg_fpga *cfg,
+                           const fpga_options *opt, fpga_report *out, nl_error *e);
+
+/* hls4ml's Resource-strategy rule (fpga_backend._validate_reuse_factor):
+ * rf is valid for an (n_in, n_out) layer when ceil(n_in n_out / min(n_in, rf))
+ * is a multiple of n_out or rf >= n_in; and rf is a multiple of n_in or
+ * rf < n_in; and rf divides n_in n_out. Returns 1 if valid. */
+int fpga_reuse_factor_valid(int n_in, int n_out, int rf);
+/* The valid reuse factor hls4ml substitutes for rf: the closest valid value,
+ * the smaller one on a tie (get_closest_reuse_factor). n_in, n_out >= 1. */
+int fpga_closest_reuse_factor(int n_in, int n_out, int rf);
+
 #endif
