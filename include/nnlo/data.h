@@ -32,7 +32,11 @@ typedef struct {
  * the validation files, else the last validation_split of the training rows
  * after a shuffle seeded with `seed`. Standardisation statistics come from
  * the training split only and are applied to all splits; features with zero
- * variance get std 1. Fills e and frees everything on error. */
+ * variance get std 1. Fills e and frees everything on error.
+ * Ownership: train and val share one allocation (val.x / val.y point just
+ * past train's rows), freed by data_free; test has its own. max_samples
+ * keeps the first rows of each split's files (of the training files before
+ * validation rows are split off). */
 nl_status data_load(const cfg_data *cfg, uint64_t seed, data_bundle *out, nl_error *e);
 void data_free(data_bundle *b); /* NULL-safe, idempotent */
 
