@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include "nnlo/cli.h"
 #include "nnlo/data.h"
@@ -185,6 +186,10 @@ static int cmd_train(int argc, char **argv) {
     free(dir);
     free(text);
     if (st) { fprintf(stderr, "nnlo-c: %s\n", e.msg); return 1; }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    log_info("peak_rss_mib=%.1f", (double)ru.ru_maxrss / 1024.0); /* Linux: KiB */
+    if (res.status != TRIAL_DONE) log_error("trial %s: %s", trial_status_name(res.status), res.reason);
     if (as_json) {
         sbuf b = {0};
         trial_result_to_json(&res, &b);

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# make demo: Fashion-MNIST data from Debian's package, then a real scan
+# under mpirun (1 master + 2 workers) that prints the ranked models.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export HDF5_USE_FILE_LOCKING=FALSE
+if [ ! -s data/fashion-mnist/train.h5 ]; then
+    build/nnlo-c data fashion-mnist data/fashion-mnist
+fi
+out=runs/demo-$(date +%Y%m%d-%H%M%S)
+echo "demo: scan configs/fashion_mnist_scan.yaml under mpirun -n 3, output in $out"
+mpirun -n 3 build/nnlo-c configs/fashion_mnist_scan.yaml --out "$out"
