@@ -56,20 +56,24 @@ void dense_backward_ref(float *din, float *dw, float *db, const float *dout, con
             }
 }
 
+/* db (OUT) (+)= column sums of dout (B,OUT): rows outer, columns inner. */
+NN_HOT
+static void bias_grad(float *restrict db, const float *restrict dout, int B, int OUT,
+                      int accumulate) {
+    if (!accumulate) memset(db, 0, (size_t)OUT * sizeof *db);
+    for (int s = 0; s < B; s++) {
+        const float *r = dout + (long)s * OUT;
+        for (int o = 0; o < OUT; o++) db[o] += r[o];
+    }
+}
+
 void nn_dense_backward_beta(float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, int B, int IN, int OUT,
                             int accumulate) {
     /* dw (IN,OUT) (+)= in^T (IN,B) @ dout (B,OUT) */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IN, OUT, B, 1.0f, in, IN, dout, OUT,
                 accumulate ? 1.0f : 0.0f, dw, OUT);
-    if (db) {
-        /* db (OUT) (+)= column sums of dout: rows outer, columns inner (vectorises) */
-        if (!accumulate) memset(db, 0, (size_t)OUT * sizeof *db);
-        for (int s = 0; s < B; s++) {
-            const float *r = dout + (long)s * OUT;
-            for (int o = 0; o < OUT; o++) db[o] += r[o];
-        }
-    }
+    if (db) bias_grad(db, dout, B, OUT, accumulate);
     /* din (B,IN) = dout (B,OUT) @ w^T (OUT,IN) */
     if (din)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, IN, OUT, 1.0f, dout, OUT, w, OUT,
@@ -83,18 +87,21 @@ void dense_backward(float *din, float *dw, float *db, const float *dout, const f
 
 /* ---- ReLU and the quantizer's STE ------------------------------------ */
 
-void nn_relu_forward(float *out, const float *in, long n) {
+NN_HOT
+void nn_relu_forward(float *restrict out, const float *restrict in, long n) {
     /* out (n), in (n). `x < 0 ? 0 : x` keeps NaN (so a diverging run is
      * seen by the loss) and compiles to a compare + and-not. */
     for (long j = 0; j < n; j++) out[j] = in[j] < 0.0f ? 0.0f : in[j];
 }
 
-void nn_relu_backward(float *g, const float *out, long n) {
+NN_HOT
+void nn_relu_backward(float *restrict g, const float *restrict out, long n) {
     /* g (n) in place: dL/d(in) = dL/d(out) where out > 0, else 0 */
     for (long j = 0; j < n; j++) g[j] = out[j] > 0.0f ? g[j] : 0.0f;
 }
 
-void nn_ste_backward(float *g, const unsigned char *pass, long n) {
+NN_HOT
+void nn_ste_backward(float *restrict g, const unsigned char *restrict pass, long n) {
     /* g (n) in place: gradient where pass[j] = 1, zero elsewhere */
     for (long j = 0; j < n; j++) g[j] = pass[j] ? g[j] : 0.0f;
 }

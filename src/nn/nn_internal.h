@@ -6,6 +6,17 @@
 
 #include "nnlo/nn.h"
 
+/* Hot elementwise loops (ReLU, STE, bias sums, optimizers): the project
+ * builds with -O2, where GCC 12 vectorises almost nothing and compiles the
+ * ReLU select to a mispredicted branch. Raise these few functions to O3
+ * (vectorised, branch-free; no -ffast-math, so results are unchanged) and
+ * let sqrtf skip errno. GCC only; other compilers get plain functions. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NN_HOT __attribute__((optimize("O3", "no-math-errno")))
+#else
+#define NN_HOT
+#endif
+
 /* Dense backward; accumulate = 0 overwrites dw and db instead of adding
  * (model_backward uses it so that grads need no zeroing pass). */
 void nn_dense_backward_beta(float *din, float *dw, float *db, const float *dout,

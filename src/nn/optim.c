@@ -5,16 +5,13 @@
  * about views or masks: a frozen weight stays frozen only because the
  * caller's post_step hook re-applies its mask. */
 #include <math.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
-#include "nnlo/nn.h"
+#include "nn_internal.h"
 
-/* sqrtf must not set errno here (v >= 0 always) so the loop vectorises. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define NN_NO_ERRNO __attribute__((optimize("no-math-errno")))
-#else
-#define NN_NO_ERRNO
-#endif
 
 /* Keeps lr, momentum, weight_decay and any beta1/beta2/eps the caller set
  * before (a zero or out-of-range one gets PyTorch's default 0.9/0.999/1e-8). */
@@ -54,32 +51,48 @@ void optim_reset(optim *o) {
     o->t = 0;
 }
 
-NN_NO_ERRNO
+/* One Adam update of element j (scalar; the SSE path below computes the
+ * same operations in the same order, so both give identical floats). */
+static inline void adam_one(float *p, const float *g, float *m, float *v, long j, float b1,
+                            float b2, float c1, float c2, float step_size, float inv_bc2_sqrt,
+                            float eps, float wd) {
+    float gj = g[j] + wd * p[j];
+    float mj = b1 * m[j] + c1 * gj;
+    float vj = b2 * v[j] + c2 * (gj * gj);
+    m[j] = mj;
+    v[j] = vj;
+    p[j] -= step_size * mj / (sqrtf(vj) * inv_bc2_sqrt + eps);
+}
+
+/* p (n), g (n), m (n), v (n): PyTorch's update, with the decay term
+ * wd * p added to the gradient (adding 0 when wd = 0 changes nothing). */
+NN_HOT
 static void adam_step(float *restrict p, const float *restrict g, float *restrict m,
                       float *restrict v, long n, float b1, float b2, float step_size,
                       float inv_bc2_sqrt, float eps, float wd) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-    if (wd != 0.0f) {
-        for (long j = 0; j < n; j++) {
-            float gj = g[j] + wd * p[j];
-            float mj = b1 * m[j] + c1 * gj;
-            float vj = b2 * v[j] + c2 * gj * gj;
-            m[j] = mj;
-            v[j] = vj;
-            p[j] -= step_size * mj / (sqrtf(vj) * inv_bc2_sqrt + eps);
-        }
-    } else {
-        for (long j = 0; j < n; j++) {
-            float gj = g[j];
-            float mj = b1 * m[j] + c1 * gj;
-            float vj = b2 * v[j] + c2 * gj * gj;
-            m[j] = mj;
-            v[j] = vj;
-            p[j] -= step_size * mj / (sqrtf(vj) * inv_bc2_sqrt + eps);
-        }
+    long j = 0;
+#if defined(__SSE2__)
+    /* sqrtf in a loop is not vectorised by GCC without -fno-math-errno */
+    const __m128 B1 = _mm_set1_ps(b1), B2 = _mm_set1_ps(b2), C1 = _mm_set1_ps(c1),
+                 C2 = _mm_set1_ps(c2), SS = _mm_set1_ps(step_size),
+                 IB = _mm_set1_ps(inv_bc2_sqrt), EPS = _mm_set1_ps(eps), WD = _mm_set1_ps(wd);
+    for (; j + 4 <= n; j += 4) {
+        __m128 pj = _mm_loadu_ps(p + j);
+        __m128 gj = _mm_add_ps(_mm_loadu_ps(g + j), _mm_mul_ps(WD, pj));
+        __m128 mj = _mm_add_ps(_mm_mul_ps(B1, _mm_loadu_ps(m + j)), _mm_mul_ps(C1, gj));
+        __m128 vj = _mm_add_ps(_mm_mul_ps(B2, _mm_loadu_ps(v + j)),
+                               _mm_mul_ps(C2, _mm_mul_ps(gj, gj)));
+        _mm_storeu_ps(m + j, mj);
+        _mm_storeu_ps(v + j, vj);
+        __m128 den = _mm_add_ps(_mm_mul_ps(_mm_sqrt_ps(vj), IB), EPS);
+        _mm_storeu_ps(p + j, _mm_sub_ps(pj, _mm_div_ps(_mm_mul_ps(SS, mj), den)));
     }
+#endif
+    for (; j < n; j++) adam_one(p, g, m, v, j, b1, b2, c1, c2, step_size, inv_bc2_sqrt, eps, wd);
 }
 
+NN_HOT
 static void sgd_step(float *restrict p, const float *restrict g, float *restrict buf, long n,
                      float lr, float mu, float wd) {
     if (mu != 0.0f) {
