@@ -1,0 +1,131 @@
+/* compress_internal.h — shared between the files of src/compress/ only.
+ *
+ * The pruner interface (prune_ops, one file per method, one line in the
+ * registry table of compress.c), the compress object's layout, and the pure
+ * mask math of each method, exported here so the tests check it without a
+ * model. Not a public interface: other modules use include/nnlo/compress.h.
+ * Invariant: every per-layer buffer is allocated in compress_create; the
+ * hooks allocate nothing. */
+#ifndef NNLO_COMPRESS_INTERNAL_H
+#define NNLO_COMPRESS_INTERNAL_H
+
+#include "nnlo/compress.h"
+
+/* ---- the compress object ------------------------------------------------ */
+
+/* One Dense layer under compression. */
+typedef struct {
+    int layer;                 /* model layer index */
+    int prunable;              /* 0: disabled (disable_pruning_for_layers / enable_pruning off) */
+    int in, out;
+    long n;                    /* kernel entries in * out */
+    long w_off, b_off;
+    float *mask;               /* (n) stored mask: soft during PDP's main stage, 0/1 when frozen */
+    float *tmp;                /* (n) P(W) or Q(W), the intermediate of weff */
+    unsigned char *inr;        /* (n) STE window of the weight quantizer's input */
+    unsigned char *binr;       /* (out) same for the bias */
+    fixed_spec w_spec, b_spec, in_spec, out_spec;
+    int in_quantized;          /* a QUANT layer feeds this Dense (through ReLUs) */
+    int out_quantized;
+} cl_layer;
+
+struct prune_ops;
+
+struct compress {
+    model *m;
+    cfg_pruning p;
+    cfg_quant q;
+    cfg_training t;
+    int pruning, quantization; /* enabled */
+    train_stage stage;         /* PRETRAIN: P = identity; MAIN: the method; FINETUNE: frozen mask */
+    int frozen;                /* masks hard and frozen */
+    int n_layers;
+    cl_layer *layers;
+    const struct prune_ops *ops;
+    void *state;               /* the method's own */
+    long steps_per_epoch;      /* set by compress_train */
+    long step;                 /* optimizer steps in the current main-stage round */
+    int epoch;                 /* the method's epoch index (restarts per stage/round) */
+    int n_epochs;              /* epochs of the current stage */
+    char **disable; int n_disable;
+};
+
+/* A pruning method. Everything but name may be NULL. The compress object
+ * calls forward/backward only in the main stage and only for prunable
+ * layers; the pre-training stage uses P = identity and fine-tuning the
+ * frozen 0/1 mask. */
+typedef struct prune_ops {
+    const char *name;
+    nl_status (*init)(compress *c, nl_error *e);  /* allocate c->state */
+    void (*free)(compress *c);
+    void (*setup)(compress *c);                   /* after pre-training (budgets) */
+    void (*epoch_begin)(compress *c);             /* main stage; c->epoch, c->n_epochs set */
+    void (*epoch_end)(compress *c);               /* main stage: store masks */
+    void (*round_end)(compress *c, int round);    /* after each non-final round */
+    /* out = P(w) for layer li (n values); may update L->mask. */
+    void (*forward)(compress *c, int li, const float *w, float *out);
+    /* In place: g = dL/dP(w) -> dL/dw, for the w of the last forward. */
+    void (*backward)(compress *c, int li, const float *w, float *g);
+    void (*post_step)(compress *c);
+    void (*freeze)(compress *c);                  /* make every L->mask 0/1 (m >= 0.5) */
+} prune_ops;
+
+extern const prune_ops prune_pdp_ops;
+extern const prune_ops prune_magnitude_ops;
+
+/* ---- PDP math (pdp.c) ------------------------------------------------------ */
+
+/* Threshold of a layer at prune ratio r: with v = |w| sorted descending,
+ * k = clamp(floor((1 - r) n) - 1, 0, n - 2), t = (v[k] + v[k+1]) / 2.
+ * *ia, *ib: indices of the weights holding v[k] and v[k+1] (the gradient
+ * of t flows to them). scratch: n floats. Returns -1 when nothing is to be
+ * pruned (floor((1 - r) n) >= n, or n < 2): the mask is then exactly 1. */
+float pdp_threshold(const float *w, long n, double r, float *scratch, long *ia, long *ib);
+/* m = sigmoid((w^2 - t^2) / tau), out = m w (out may be NULL). t < 0: m = 1. */
+void pdp_forward(const float *w, long n, float t, float tau, float *m, float *out);
+/* In place g = dL/dout -> dL/dw: g m + g w m (1 - m) 2 w / tau directly, and
+ * dL/dt = sum g w m (1 - m) (-2 t / tau) to w[ia], w[ib] via dt/dw = sign/2. */
+void pdp_backward(const float *w, const float *m, long n, float t, float tau, long ia,
+                  long ib, float *g);
+/* Structured (per output unit of a (in, out) kernel): score c_o = ||W[:, o]||_2,
+ * the same threshold rule on the scores, m_o = sigmoid((c_o^2 - t^2) / tau),
+ * out[i, o] = m_o W[i, o]. cm: (out) mask per unit; scores, scratch: (out). */
+float pdp_struct_threshold(const float *w, int in, int out, double r, float *scores,
+                           float *scratch, long *ia, long *ib);
+void pdp_struct_forward(const float *w, int in, int out, const float *scores, float t,
+                        float tau, float *cm, float *m, float *o);
+void pdp_struct_backward(const float *w, int in, int out, const float *scores,
+                         const float *cm, float t, float tau, long ia, long ib, float *g);
+/* Global budgets: the P = round(S N) smallest |w| over all L layers (ties by
+ * layer then index); r[l] = layer l's share of them / n[l]. scratch: N
+ * entries, N = sum n[l]. */
+typedef struct { float a; int layer; long idx; } cm_entry;
+void pdp_budgets(const float *const *w, const long *n, int L, double S, double *r,
+                 cm_entry *scratch);
+
+/* ---- magnitude math (magnitude.c) ---------------------------------------- */
+
+/* Zhu & Gupta: 0 before t0; s_f + (s_i - s_f)(1 - (t - t0)/(t1 - t0))^power for
+ * t0 <= t <= t1; s_f after t1 (and at t0 when t1 <= t0). */
+double magnitude_schedule(double s_i, double s_f, long t, long t0, long t1, double power);
+/* Global mask: mask[l][j] = 0 for the round(s N) smallest |w| over all layers
+ * (ties by layer then index), 1 otherwise. scratch: N entries. Returns the
+ * number pruned. */
+long magnitude_mask(const float *const *w, const long *n, int L, double s, float *const *mask,
+                    cm_entry *scratch);
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* Fills and sorts all weights' |w| ascending, ties by layer then index;
+ * returns N. */
+long cm_sort_abs(const float *const *w, const long *n, int L, cm_entry *out);
+/* Fraction of zeros of the hard mask (mask < 0.5) over all Dense kernels. */
+double cm_hard_sparsity(const compress *c);
+/* Total EBOPs of the current weff with hard masks. */
+double cm_total_ebops(const compress *c);
+/* Input bits of layer L for EBOPs. */
+int cm_input_bits(const compress *c, const cl_layer *L);
+/* weff for every Dense layer from params in the current stage. */
+void cm_pre_forward(compress *c);
+
+#endif
