@@ -386,6 +386,55 @@ START_TEST(test_relu_layer_gradcheck) {
 }
 END_TEST
 
+/* A batch larger than the internal chunk (256 rows) against the same
+ * samples one at a time: logits equal, and the gradients (linear in
+ * dlogits) equal the sum of the per-sample gradients. */
+static void check_big_batch(const layer_spec *sp, int ns, int IN, int B, uint64_t seed) {
+    nl_error e = {0};
+    model *m = model_create(sp, ns, IN, B, NULL, NULL, 0, &e);
+    ck_assert_msg(m != NULL, "%s", e.msg);
+    rng_t r;
+    rng_seed(&r, seed);
+    model_init_params(m, &r);
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->layers[l].kind == LAYER_DENSE)
+            fill_uniform(m->params + m->layers[l].b_off, m->layers[l].out_size, &r, -0.3f, 0.3f);
+    model_sync_weff(m);
+    const int C = m->out_size;
+    float *x = malloc(sizeof(float) * B * IN), *z = malloc(sizeof(float) * B * C);
+    float *d = malloc(sizeof(float) * B * C), *g = malloc(sizeof(float) * m->n_params);
+    double *gsum = calloc((size_t)m->n_params, sizeof(double));
+    fill_uniform(x, (long)B * IN, &r, -1.5f, 1.5f);
+    fill_uniform(d, (long)B * C, &r, -1, 1);
+    memcpy(z, model_forward(m, x, B), sizeof(float) * B * C);
+    model_backward(m, x, d, B);
+    memcpy(g, m->grads, sizeof(float) * m->n_params);
+    float *zs = malloc(sizeof(float) * B * C);
+    for (int s = 0; s < B; s++) {
+        memcpy(zs + (long)s * C, model_forward(m, x + (long)s * IN, 1), sizeof(float) * C);
+        model_backward(m, x + (long)s * IN, d + (long)s * C, 1);
+        for (long j = 0; j < m->n_params; j++) gsum[j] += m->grads[j];
+    }
+    tu_assert_close(z, zs, (long)B * C, 1e-5, 1e-5, "chunked logits");
+    float *gs = malloc(sizeof(float) * m->n_params);
+    double gmax = 0;
+    for (long j = 0; j < m->n_params; j++) {
+        gs[j] = (float)gsum[j];
+        gmax = fmax(gmax, fabs(gsum[j]));
+    }
+    ck_assert(gmax > 1); /* 600 samples of O(1) gradients */
+    tu_assert_close(g, gs, m->n_params, 1e-4 * gmax, 1e-4, "chunked grads");
+    free(x); free(z); free(d); free(g); free(gsum); free(zs); free(gs);
+    model_free(m);
+}
+
+START_TEST(test_big_batch_chunks) {
+    layer_spec sp[5] = {spec_dense(9), spec_kind(LAYER_RELU), spec_dense(6),
+                        spec_kind(LAYER_RELU), spec_dense(3)};
+    check_big_batch(sp, 5, 5, 600, 21);
+}
+END_TEST
+
 /* ---- optimizers ------------------------------------------------------- */
 
 START_TEST(test_sgd_momentum_hand_steps) {
@@ -721,6 +770,14 @@ START_TEST(test_quant_ste_between_dense) {
 }
 END_TEST
 
+START_TEST(test_quant_big_batch_chunks) {
+    layer_spec sp[5] = {spec_dense(9), spec_kind(LAYER_QUANT), spec_dense(6),
+                        spec_kind(LAYER_RELU), spec_dense(3)};
+    sp[1].quant = (fixed_spec){1, 1, 6, FX_SAT, FX_RND};
+    check_big_batch(sp, 5, 5, 600, 22);
+}
+END_TEST
+
 Suite *make_nn_suite(void) {
     Suite *s = suite_create("nn");
     TCase *k = tcase_create("kernels");
@@ -735,6 +792,7 @@ Suite *make_nn_suite(void) {
     tcase_add_test(mo, test_model_create_errors);
     tcase_add_test(mo, test_model_gradcheck_end_to_end);
     tcase_add_test(mo, test_relu_layer_gradcheck);
+    tcase_add_test(mo, test_big_batch_chunks);
     suite_add_tcase(s, mo);
     TCase *op = tcase_create("optim");
     tcase_add_test(op, test_sgd_momentum_hand_steps);
@@ -749,6 +807,7 @@ Suite *make_nn_suite(void) {
     TCase *q = tcase_create("quant");
     tcase_add_test(q, test_quant_layer_forward_and_ste);
     tcase_add_test(q, test_quant_ste_between_dense);
+    tcase_add_test(q, test_quant_big_batch_chunks);
     suite_add_tcase(s, q);
     return s;
 }

@@ -226,38 +226,118 @@ long model_count_weights(const model *m) {
     return n;
 }
 
-const float *nn_forward_observed(model *m, const float *x, int B, const train_hooks *h) {
-    NL_ASSERT(B >= 1 && B <= m->max_batch);
-    const float *in = x;
+/* Rows per chunk of the forward and backward passes. A batch larger than
+ * this runs through all layers chunk by chunk: the chunk's activations stay
+ * in cache between layers, and OpenBLAS takes its unpacked small-matrix
+ * kernels on the narrow layers (jet MLP at batch 1024: +15-25%). */
+enum { NN_CHUNK = 256 };
+
+/* Forward of rows [r0, r0 + n) through every layer. */
+static void forward_rows(model *m, const float *x, int r0, int n) {
+    const float *in = x + (size_t)r0 * m->in_size;
     for (int l = 0; l < m->n_layers; l++) {
         layer *L = &m->layers[l];
-        if (h && h->observe) h->observe(h->ctx, m, l, in, B);
-        long n = (long)B * L->out_size;
+        float *out = L->out + (size_t)r0 * L->out_size;
+        long cnt = (long)n * L->out_size;
         switch (L->kind) {
         case LAYER_DENSE:
-            dense_forward(L->out, in, m->weff + L->w_off, m->weff + L->b_off, B, L->in_size,
+            dense_forward(out, in, m->weff + L->w_off, m->weff + L->b_off, n, L->in_size,
                           L->out_size);
             break;
         case LAYER_RELU:
-            nn_relu_forward(L->out, in, n);
+            nn_relu_forward(out, in, cnt);
             break;
         case LAYER_QUANT:
-            fixed_quantize_array(&L->quant, in, L->out, L->pass, n);
+            fixed_quantize_array(&L->quant, in, out, L->pass + (size_t)r0 * L->out_size, cnt);
             break;
         }
-        in = L->out;
+        in = out;
     }
-    return in;
+}
+
+const float *nn_forward_observed(model *m, const float *x, int B, const train_hooks *h) {
+    NL_ASSERT(B >= 1 && B <= m->max_batch);
+    if (h && h->observe) {
+        /* layer by layer over the whole batch: the observer sees each
+         * layer's full (B, in_size) input once */
+        const float *in = x;
+        for (int l = 0; l < m->n_layers; l++) {
+            h->observe(h->ctx, m, l, in, B);
+            layer *L = &m->layers[l];
+            long cnt = (long)B * L->out_size;
+            switch (L->kind) {
+            case LAYER_DENSE:
+                dense_forward(L->out, in, m->weff + L->w_off, m->weff + L->b_off, B,
+                              L->in_size, L->out_size);
+                break;
+            case LAYER_RELU:
+                nn_relu_forward(L->out, in, cnt);
+                break;
+            case LAYER_QUANT:
+                fixed_quantize_array(&L->quant, in, L->out, L->pass, cnt);
+                break;
+            }
+            in = L->out;
+        }
+    } else {
+        for (int r0 = 0; r0 < B; r0 += NN_CHUNK)
+            forward_rows(m, x, r0, B - r0 < NN_CHUNK ? B - r0 : NN_CHUNK);
+    }
+    return m->layers[m->n_layers - 1].out;
 }
 
 const float *model_forward(model *m, const float *x, int B) {
     return nn_forward_observed(m, x, B, NULL);
 }
 
+/* Backward of rows [r0, r0 + n) from the last layer down to layer `first`
+ * (the first DENSE); accumulate = 0 for the first chunk overwrites the
+ * dense gradients instead of adding to them. */
+static void backward_rows(model *m, const float *x, const float *dlogits, int r0, int n,
+                          int first, int accumulate) {
+    /* g is dL/d(output of layer l) for these rows; RELU and QUANT work in
+     * place on it (the gradient wrt their input has the same shape). */
+    const float *g = dlogits + (size_t)r0 * m->out_size;
+    int owned = 0; /* g points into one of our buffers (writable) */
+    for (int l = m->n_layers - 1; l >= first; l--) {
+        layer *L = &m->layers[l];
+        const float *in = l > 0 ? m->layers[l - 1].out + (size_t)r0 * L->in_size
+                                : x + (size_t)r0 * L->in_size;
+        long cnt = (long)n * L->out_size;
+        switch (L->kind) {
+        case LAYER_DENSE: {
+            /* din goes to the previous layer's dout slot; none for the
+             * first parametric layer (saves a third of its work) */
+            float *din = l > first ? m->layers[l - 1].dout + (size_t)r0 * L->in_size : NULL;
+            nn_dense_backward_beta(din, m->grads + L->w_off, m->grads + L->b_off, g, in,
+                                   m->weff + L->w_off, n, L->in_size, L->out_size, accumulate);
+            g = din;
+            owned = 1;
+            break;
+        }
+        case LAYER_RELU:
+        case LAYER_QUANT: {
+            float *gw = (float *)g;
+            if (!owned) { /* the last layer: copy dlogits once, never write it */
+                gw = L->dout + (size_t)r0 * L->out_size;
+                memcpy(gw, g, (size_t)cnt * sizeof(float));
+                owned = 1;
+            }
+            if (L->kind == LAYER_RELU)
+                nn_relu_backward(gw, L->out + (size_t)r0 * L->out_size, cnt);
+            else
+                nn_ste_backward(gw, L->pass + (size_t)r0 * L->out_size, cnt);
+            g = gw;
+            break;
+        }
+        }
+    }
+}
+
 void model_backward(model *m, const float *x, const float *dlogits, int B) {
     NL_ASSERT(B >= 1 && B <= m->max_batch);
     /* Extra segments are not touched below: zero them (dense grads are
-     * overwritten with beta = 0, so they need no zeroing pass). */
+     * overwritten by the first chunk, so they need no zeroing pass). */
     for (int v = 0; v < m->n_views; v++)
         if (m->views[v].layer < 0)
             memset(m->grads + m->views[v].off, 0, (size_t)m->views[v].len * sizeof(float));
@@ -266,37 +346,6 @@ void model_backward(model *m, const float *x, const float *dlogits, int B) {
     int first = m->n_layers;
     for (int l = 0; l < m->n_layers; l++)
         if (m->layers[l].kind == LAYER_DENSE) { first = l; break; }
-    /* g is dL/d(output of layer l); RELU and QUANT work in place on it. */
-    const float *g = dlogits;
-    for (int l = m->n_layers - 1; l >= first; l--) {
-        layer *L = &m->layers[l];
-        const float *in = l > 0 ? m->layers[l - 1].out : x;
-        long n = (long)B * L->out_size;
-        switch (L->kind) {
-        case LAYER_DENSE: {
-            float *din = l > first ? m->layers[l - 1].dout : NULL;
-            nn_dense_backward_beta(din, m->grads + L->w_off, m->grads + L->b_off, g, in,
-                                   m->weff + L->w_off, B, L->in_size, L->out_size, 0);
-            g = din;
-            break;
-        }
-        case LAYER_RELU:
-        case LAYER_QUANT: {
-            /* in-place on a buffer we own; the last layer copies dlogits once */
-            float *gw = (float *)g;
-            if (g == dlogits) {
-                memcpy(L->dout, dlogits, (size_t)n * sizeof(float));
-                gw = L->dout;
-            }
-            if (L->kind == LAYER_RELU)
-                nn_relu_backward(gw, L->out, n);
-            else
-                nn_ste_backward(gw, L->pass, n);
-            /* the gradient wrt this layer's input lives in the previous
-             * layer's dout slot, same size: move the pointer only */
-            g = gw;
-            break;
-        }
-        }
-    }
+    for (int r0 = 0; r0 < B; r0 += NN_CHUNK)
+        backward_rows(m, x, dlogits, r0, B - r0 < NN_CHUNK ? B - r0 : NN_CHUNK, first, r0 > 0);
 }
