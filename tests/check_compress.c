@@ -718,6 +718,20 @@ START_TEST(test_stage_sequence_and_callback) {
         ck_assert(isfinite(tr.rec[j].val_loss) && tr.rec[j].val_accuracy > 0);
     }
     net_free(&n);
+    /* Cosine: base in pre-training, one anneal over the main stage's
+     * rounds x epochs = 4, a fresh one over the 2 fine-tuning epochs. */
+    t.schedule = LR_COSINE;
+    t.fine_tuning_epochs = 2;
+    net_make(&n, 8, &p, &q, &t, 6);
+    trace_init(&tr);
+    run_acc(&n, &td, &tr, &t, NL_OK);
+    const double cl[7] = {1e-2, 1e-2, 1e-2 * (0.5 + 0.5 * M_SQRT1_2), 0.5e-2,
+                          1e-2 * (0.5 - 0.5 * M_SQRT1_2), 1e-2, 0.5e-2};
+    ck_assert_int_eq(tr.n, 7);
+    for (int j = 0; j < 7; j++) ck_assert_double_eq_tol(tr.rec[j].lr, cl[j], 1e-9);
+    net_free(&n);
+    t.schedule = LR_MULTISTEP;
+    t.fine_tuning_epochs = 1;
     /* Stop (1) keeps the model and returns OK; 2 is an interruption. */
     net_make(&n, 8, &p, &q, &t, 6);
     trace_init(&tr);

@@ -192,6 +192,11 @@ typedef struct {
     float **scores;   /* structured: (out) per layer */
     float **cm;       /* structured: (out) per layer */
     float *scratch;   /* (max n) */
+    cm_entry *sorted; /* (sum of prunable n) for the budgets */
+    const float **w;  /* (n_layers) budget inputs */
+    long *n;
+    int *map;
+    double *r;
 } pdp_state;
 
 static void pdp_free(compress *c) {
@@ -204,6 +209,7 @@ static void pdp_free(compress *c) {
     free(s->scores); free(s->cm);
     free(s->budget); free(s->ratio); free(s->t); free(s->ia); free(s->ib);
     free(s->scratch);
+    free(s->sorted); free(s->w); free(s->n); free(s->map); free(s->r);
     free(s);
     c->state = NULL;
 }
@@ -231,7 +237,15 @@ static nl_status pdp_init(compress *c, nl_error *e) {
     s->scores = calloc((size_t)L + 1, sizeof *s->scores);
     s->cm = calloc((size_t)L + 1, sizeof *s->cm);
     s->scratch = malloc((size_t)maxn * sizeof *s->scratch);
-    int ok = s->budget && s->ratio && s->t && s->ia && s->ib && s->scores && s->cm && s->scratch;
+    long N = 0;
+    for (int l = 0; l < L; l++) N += c->layers[l].prunable ? c->layers[l].n : 0;
+    s->sorted = malloc((size_t)(N + 1) * sizeof *s->sorted);
+    s->w = calloc((size_t)L + 1, sizeof *s->w);
+    s->n = calloc((size_t)L + 1, sizeof *s->n);
+    s->map = calloc((size_t)L + 1, sizeof *s->map);
+    s->r = calloc((size_t)L + 1, sizeof *s->r);
+    int ok = s->budget && s->ratio && s->t && s->ia && s->ib && s->scores && s->cm &&
+             s->scratch && s->sorted && s->w && s->n && s->map && s->r;
     for (int l = 0; ok && l < L; l++) {
         s->scores[l] = malloc((size_t)c->layers[l].out * sizeof(float));
         s->cm[l] = malloc((size_t)c->layers[l].out * sizeof(float));
@@ -247,26 +261,16 @@ static nl_status pdp_init(compress *c, nl_error *e) {
 /* Budgets over the prunable layers' current |W|. */
 static void pdp_setup(compress *c) {
     pdp_state *s = c->state;
-    int L = c->n_layers, np = 0;
-    long N = 0;
-    const float **w = calloc((size_t)L + 1, sizeof *w);
-    long *n = calloc((size_t)L + 1, sizeof *n);
-    int *map = calloc((size_t)L + 1, sizeof *map);
-    double *r = calloc((size_t)L + 1, sizeof *r);
-    NL_ASSERT(w && n && map && r);
-    for (int l = 0; l < L; l++) {
+    int np = 0;
+    for (int l = 0; l < c->n_layers; l++) {
         s->budget[l] = 0;
         if (!c->layers[l].prunable) continue;
-        w[np] = c->m->params + c->layers[l].w_off;
-        n[np] = c->layers[l].n;
-        map[np++] = l;
-        N += c->layers[l].n;
+        s->w[np] = c->m->params + c->layers[l].w_off;
+        s->n[np] = c->layers[l].n;
+        s->map[np++] = l;
     }
-    cm_entry *scratch = malloc((size_t)(N + 1) * sizeof *scratch);
-    NL_ASSERT(scratch);
-    pdp_budgets(w, n, np, c->p.sparsity, r, scratch);
-    for (int j = 0; j < np; j++) s->budget[map[j]] = r[j];
-    free(scratch); free(w); free(n); free(map); free(r);
+    pdp_budgets(s->w, s->n, np, c->p.sparsity, s->r, s->sorted);
+    for (int j = 0; j < np; j++) s->budget[s->map[j]] = s->r[j];
 }
 
 static void pdp_epoch_begin(compress *c) {

@@ -4,8 +4,8 @@
  * epochs (snapshot at save_weights_epoch of round 0, round hook after each
  * non-final round, rewind never / every-round / post-training-stage) ->
  * masks hard and frozen -> fine-tuning. The method's epoch index restarts
- * in each stage and round; the learning-rate schedule runs over the global
- * epoch. One epoch_record per epoch to the callback. Deliberately not here:
+ * in each stage and round; lr_at holds the learning-rate schedules. One
+ * epoch_record per epoch to the callback. Deliberately not here:
  * data loading, early-stopping policy beyond fine-tuning patience (the
  * callback decides), checkpoints. */
 #include <math.h>
@@ -17,13 +17,24 @@ static const char *stage_name(train_stage s) {
     return s == STAGE_PRETRAIN ? "pre-training" : s == STAGE_MAIN ? "main stage" : "fine-tuning";
 }
 
-/* Learning rate at global epoch ge of total. */
-static double lr_at(const cfg_training *t, int ge, int total) {
+/* Learning rate of an epoch. multistep: over the global epoch. cosine:
+ * base during pre-training; over the main stage's epochs (all rounds,
+ * period cosine_tmax, default rounds x epochs, held at its end); a fresh
+ * anneal over the fine-tuning epochs. */
+static double lr_at(const cfg_training *t, train_stage st, int round, int epoch, int ge) {
     double base = t->learning_rate;
     if (t->schedule == LR_COSINE) {
-        int T = t->cosine_tmax > 0 ? t->cosine_tmax : total;
+        int e, T;
+        if (st == STAGE_PRETRAIN) return base;
+        if (st == STAGE_MAIN) {
+            e = round * t->epochs + epoch;
+            T = t->cosine_tmax > 0 ? t->cosine_tmax : t->rounds * t->epochs;
+        } else {
+            e = epoch;
+            T = t->fine_tuning_epochs;
+        }
         if (T < 1) T = 1;
-        int e = ge < T ? ge : T;
+        if (e > T) e = T;
         return base * 0.5 * (1.0 + cos(M_PI * (double)e / (double)T));
     }
     if (t->schedule == LR_MULTISTEP) {
@@ -44,7 +55,7 @@ typedef struct {
     rng_t *r;
     epoch_callback cb;
     void *ctx;
-    int global_epoch, total_epochs;
+    int global_epoch;
     double best_val;
     int since_best;
 } run_ctx;
@@ -54,7 +65,7 @@ static int run_epoch(run_ctx *x, train_stage st, int round, int epoch, nl_status
                      nl_error *e) {
     compress *c = x->c;
     double t0 = time_now();
-    x->o->lr = (float)lr_at(x->t, x->global_epoch, x->total_epochs);
+    x->o->lr = (float)lr_at(x->t, st, round, epoch, x->global_epoch);
     c->epoch = epoch;
     if (st == STAGE_MAIN && c->pruning && c->ops && c->ops->epoch_begin) c->ops->epoch_begin(c);
     train_hooks h = compress_hooks(c);
@@ -174,8 +185,6 @@ nl_status compress_train(compress *c, model *m, optim *o, const cfg_training *t,
         if (!snap) return nl_err(e, NL_ERR_NOMEM, "compress_train: out of memory for a snapshot");
     }
     run_ctx x = {.c = c, .m = m, .o = o, .t = t, .d = d, .r = r, .cb = cb, .ctx = ctx,
-                 .total_epochs = t->pretraining_epochs + t->rounds * t->epochs +
-                                 t->fine_tuning_epochs,
                  .best_val = INFINITY};
     int batch = t->batch_size > 0 ? t->batch_size : 1;
     c->steps_per_epoch = d->n_train > 0 ? (d->n_train + batch - 1) / batch : 1;
