@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "data/h5util.h"
 #include "nnlo/data.h"
 
@@ -49,7 +50,8 @@ static hid_t open_dataset(hid_t f, const char *path, const char *name, const cha
     char list[600], near[128];
     h5u_list_datasets(f, list, sizeof list, name, near, sizeof near);
     char hint[200] = "";
-    if (near[0] && str_edit_distance(name, near) <= 2)
+    int dist = near[0] ? str_edit_distance(name, near) : -1;
+    if (near[0] && (!strcasecmp(name, near) || (dist <= 2 && dist < (int)strlen(name))))
         snprintf(hint, sizeof hint, " (did you mean '%s'?)", near);
     nl_err(e, NL_ERR_DATA,
            "%s: dataset '%s' not found%s; the file has datasets: %s. Set data.%s to one of them",
