@@ -59,8 +59,10 @@ typedef struct {
     double learning_rate;    /* default 1e-3 (`lr` is an alias) */
     double momentum;         /* sgd; default 0.9 */
     double l2_decay;         /* default 0 (`weight_decay` alias) */
-    lr_schedule schedule;    /* lr_schedule: constant | cosine | multistep */
-    int milestones[16]; int n_milestones; double gamma; int cosine_tmax;
+    lr_schedule schedule;    /* lr_schedule: constant | cosine | multistep; default constant */
+    int milestones[16]; int n_milestones; /* multistep: epochs (ascending) where lr *= gamma */
+    double gamma;            /* default 0.1 */
+    int cosine_tmax;         /* cosine period in epochs; default 0 = the main-stage epochs */
     int early_stopping_patience; /* epochs without val improvement; 0 = off */
 } cfg_training;
 
@@ -69,7 +71,14 @@ typedef enum {
     PRUNE_PDP = 0, PRUNE_MAGNITUDE = 1, PRUNE_CS = 2, PRUNE_DST = 3,
     PRUNE_AUTOSPARSE = 4, PRUNE_WANDA = 5, PRUNE_ACTIVATION = 6, PRUNE_MDMM = 7
 } prune_method;
-const char *prune_method_name(prune_method m);
+const char *prune_method_name(prune_method m); /* "pdp", ..., "activation_pruning" */
+
+typedef enum { THRESH_CHANNELWISE = 0, THRESH_WEIGHTWISE = 1, THRESH_LAYERWISE = 2 } prune_threshold_type;
+typedef enum { NM_KEEP_N = 0, NM_PRUNE_N = 1 } prune_nm_convention;
+typedef enum { MDMM_EQUALITY = 0, MDMM_LEQ = 1, MDMM_GEQ = 2 } mdmm_constraint;
+typedef enum { MDMM_UNSTRUCTURED = 0, MDMM_STRUCTURED = 1 } mdmm_metric;
+typedef enum { MDMM_L0_COARSE = 0, MDMM_L0_SMOOTH = 1 } mdmm_l0_mode;
+typedef enum { MDMM_SCALE_MEAN = 0, MDMM_SCALE_SUM = 1 } mdmm_scale_mode;
 
 typedef struct {
     int enable_pruning;          /* default 1 */
@@ -86,6 +95,35 @@ typedef struct {
     int end_epoch;               /* default -1: last main-stage epoch */
     double power;                /* default 3 */
     int update_frequency;        /* steps between mask updates; 0 = per epoch; default 0 */
+    /* cs (Continuous Sparsification) */
+    double final_temp;           /* beta reaches final_temp at the last epoch; default 200 */
+    double threshold_init;       /* s0 / T0: cs 0, dst 0, autosparse -5 */
+    /* dst, autosparse */
+    prune_threshold_type threshold_type; /* default channelwise */
+    double alpha;                /* dst: 5e-6 (threshold penalty); autosparse: 0.5 (relu slope) */
+    double max_pruning_pct;      /* dst: reset T when a layer is this sparse; default 0.99 */
+    int alpha_reset_epoch;       /* autosparse: alpha = 0 from this epoch; default 90 */
+    int autotune_epochs;         /* autosparse (PQuant key, kept); default 10 */
+    int backward_sparsity;       /* autosparse; default 0 */
+    /* wanda, activation_pruning */
+    int t_start_collecting_batch;/* default 100 */
+    int t_delta;                 /* batches to accumulate; default 100 */
+    int calculate_pruning_budget;/* wanda; default 1 */
+    int N, M;                    /* wanda N:M; 0 = off (YAML null, PQuant's default) */
+    prune_nm_convention nm_convention; /* keep_n (default): keep N of every M; prune_n: PQuant's */
+    double threshold;            /* activation_pruning: keep a neuron active in > threshold; 0.2 */
+    /* mdmm */
+    mdmm_constraint constraint_type; /* Equality (default) | LessThanOrEqual | GreaterThanOrEqual */
+    double target_value;         /* default 0 */
+    mdmm_metric metric_type;     /* UnstructuredSparsity (default) | StructuredSparsity */
+    double target_sparsity;      /* default 0.9 */
+    int rf;                      /* default 1 */
+    double scale;                /* default 10 */
+    double damping;              /* default 1 */
+    int use_grad;                /* default 0 */
+    mdmm_l0_mode l0_mode;        /* coarse (default) | smooth */
+    mdmm_scale_mode scale_mode;  /* mean (default) | sum */
+    double constraint_lr;        /* default 1e-3 */
 } cfg_pruning;
 
 typedef enum { GRAN_PER_TENSOR = 0, GRAN_PER_CHANNEL = 1, GRAN_PER_WEIGHT = 2 } quant_granularity;
@@ -98,6 +136,13 @@ typedef struct {
     int quantize_input;          /* default 1 */
     int quantize_output;         /* default 0 */
     quant_granularity granularity;
+    int use_hgq;                 /* use_high_granularity_quantization; default 0 */
+    double hgq_beta;             /* EBOPs loss weight; default 1e-5 */
+    double hgq_gamma;            /* bit-count loss weight; default 3e-4 */
+    int hgq_heterogeneous;       /* default 1 */
+    int use_symmetric_quantization; /* default 0 */
+    char *layer_specific;        /* the layer_specific map as YAML text (not interpreted yet);
+                                    NULL when absent or empty; owned, freed with the config */
 } cfg_quant;
 
 typedef enum { FPGA_STRATEGY_LATENCY = 0, FPGA_STRATEGY_RESOURCE = 1 } fpga_strategy;
@@ -110,7 +155,14 @@ typedef struct {
 } cfg_fpga;
 
 typedef struct {
+    char teacher[512];           /* model.h5 of a teacher; "" = no distillation (default) */
+    double temperature;          /* T; default 4 */
+    double alpha;                /* weight of the hard-label loss; default 0.5 */
+} cfg_distill;
+
+typedef struct {
     char source[512];            /* file name for messages */
+    char name[128];              /* top-level `name`; "" if not given */
     uint64_t seed;               /* the trial's seed; everything random derives from it */
     cfg_data data;
     cfg_layer *layers; int n_layers;
@@ -118,6 +170,7 @@ typedef struct {
     cfg_pruning prune;
     cfg_quant quant;
     cfg_fpga fpga;
+    cfg_distill distill;         /* `distillation:` section */
 } trial_config;
 
 /* Parses a trial YAML (no search dimensions allowed: they are an error that
