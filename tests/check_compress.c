@@ -535,6 +535,17 @@ START_TEST(test_ste_gradient) {
     ck_assert_float_eq(m->weff[0], 0.5f);
     ck_assert_float_eq(m->weff[2], -38.0f / 128); /* -0.3 * 128 = -38.4 */
     compress_free(c);
+    /* WRAP formats clip in training (1.5 would wrap to -0.5). */
+    q.weight.overflow = FX_WRAP;
+    c = compress_create(m, &p, &q, &t, &e);
+    h = compress_hooks(c);
+    h.pre_forward(h.ctx, m);
+    ck_assert_float_eq(m->weff[1], 127.0f / 128);
+    ck_assert_float_eq(m->weff[3], -1.0f);
+    fixed_spec ws;
+    compress_layer_formats(c, 0, &ws, NULL, NULL, NULL);
+    ck_assert_int_eq(ws.overflow, FX_WRAP); /* reported as configured */
+    compress_free(c);
     model_free(m);
 }
 END_TEST
@@ -592,6 +603,39 @@ START_TEST(test_pdp_trains_to_sparsity) {
     ck_assert_int_le(rep.remaining, total - zeros);
     ck_assert_int_ge(rep.remaining, total - zeros - 2);
     compress_report_free(&rep);
+    net_free(&n);
+}
+END_TEST
+
+START_TEST(test_pdp_structured_trains) {
+    static toy_data td;
+    toy_make(&td, 8);
+    cfg_training t = tr_default();
+    t.pretraining_epochs = 1;
+    t.epochs = 3;
+    t.fine_tuning_epochs = 2;
+    cfg_pruning p = pr_default(PRUNE_PDP, 0.5);
+    p.structured_pruning = 1;
+    char *dis[1] = {"dense1"}; /* keep every class output */
+    p.disable_layers = dis;
+    p.n_disable = 1;
+    cfg_quant q = q_default(0);
+    net n;
+    net_make(&n, 32, &p, &q, &t, 10);
+    trace tr;
+    trace_init(&tr);
+    double acc = run_acc(&n, &td, &tr, &t, NL_OK);
+    ck_assert_msg(acc > 0.8, "val accuracy %g with structured pdp", acc);
+    const cl_layer *L = &n.c->layers[0];
+    int dead = 0;
+    for (int u = 0; u < L->out; u++) {
+        int zeros = 0;
+        for (int i = 0; i < L->in; i++) zeros += n.m->weff[L->w_off + (long)i * L->out + u] == 0.0f;
+        ck_assert_msg(zeros == 0 || zeros == L->in, "unit %d: %d of %d zero", u, zeros, L->in);
+        dead += zeros == L->in;
+    }
+    ck_assert_int_eq(dead, 16);
+    ck_assert_double_eq_tol(tr.rec[tr.n - 1].sparsity, 16.0 * 8 / (8 * 32 + 32 * 3), 1e-12);
     net_free(&n);
 }
 END_TEST
@@ -904,6 +948,7 @@ Suite *make_compress_suite(void) {
     tcase_add_test(to, test_hook_chain_gradient);
     tcase_add_test(to, test_ste_gradient);
     tcase_add_test(to, test_pdp_trains_to_sparsity);
+    tcase_add_test(to, test_pdp_structured_trains);
     tcase_add_test(to, test_magnitude_exact_target);
     tcase_add_test(to, test_quantized_weights_on_grid);
     tcase_add_test(to, test_stage_sequence_and_callback);

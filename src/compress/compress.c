@@ -50,6 +50,14 @@ static fixed_spec default_spec(void) {
     return s;
 }
 
+/* Training clips where inference would wrap (ALGORITHMS.md): the clipped
+ * weights are in range, so exporting them gives the same values in HLS. */
+static fixed_spec training_spec(fixed_spec s) {
+    if (s.overflow == FX_WRAP) s.overflow = FX_SAT;
+    else if (s.overflow == FX_WRAP_SM) s.overflow = s.k ? FX_SAT_SYM : FX_SAT;
+    return s;
+}
+
 /* ---- model specs ----------------------------------------------------------- */
 
 nl_status compress_model_specs(const cfg_layer *layers, int n, int n_classes,
@@ -232,6 +240,8 @@ compress *compress_create(model *m, const cfg_pruning *p, const cfg_quant *q,
         for (long j = 0; j < L->n; j++) L->mask[j] = 1.0f;
         L->w_spec = c->quantization ? q->weight : default_spec();
         L->b_spec = c->quantization ? q->bias : default_spec();
+        L->w_train = training_spec(L->w_spec);
+        L->b_train = training_spec(L->b_spec);
         int qb = quant_before(m, l);
         L->in_quantized = qb >= 0;
         L->in_spec = qb >= 0 ? m->layers[qb].quant : default_spec();
@@ -294,14 +304,14 @@ void cm_pre_forward(compress *c) {
             apply_p(c, li, w, we);
         } else if (c->t.pruning_first) {
             apply_p(c, li, w, L->tmp);
-            fixed_quantize_array(&L->w_spec, L->tmp, we, L->inr, L->n);
+            fixed_quantize_array(&L->w_train, L->tmp, we, L->inr, L->n);
         } else {
-            fixed_quantize_array(&L->w_spec, w, L->tmp, L->inr, L->n);
+            fixed_quantize_array(&L->w_train, w, L->tmp, L->inr, L->n);
             apply_p(c, li, L->tmp, we);
         }
         const float *b = m->params + L->b_off;
         float *be = m->weff + L->b_off;
-        if (c->quantization) fixed_quantize_array(&L->b_spec, b, be, L->binr, L->out);
+        if (c->quantization) fixed_quantize_array(&L->b_train, b, be, L->binr, L->out);
         else memcpy(be, b, (size_t)L->out * sizeof *be);
     }
     /* A method's own segments are read as they are. */

@@ -25,6 +25,7 @@ typedef struct {
     unsigned char *inr;        /* (n) STE window of the weight quantizer's input */
     unsigned char *binr;       /* (out) same for the bias */
     fixed_spec w_spec, b_spec, in_spec, out_spec;
+    fixed_spec w_train, b_train; /* as w_spec/b_spec, but WRAP modes clip (training) */
     int in_quantized;          /* a QUANT layer feeds this Dense (through ReLUs) */
     int out_quantized;
 } cl_layer;
