@@ -64,6 +64,36 @@ static inline void adam_one(float *p, const float *g, float *m, float *v, long j
     p[j] -= step_size * mj / (sqrtf(vj) * inv_bc2_sqrt + eps);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NN_ADAM_AVX 1
+/* The same update 8 wide; the build targets x86-64-v2, so this is compiled
+ * for AVX separately and chosen at run time. No FMA: every rounding is as
+ * in adam_one, so results do not depend on the CPU. Returns elements done. */
+__attribute__((target("avx"))) static long adam_avx(float *restrict p, const float *restrict g,
+                                                    float *restrict m, float *restrict v, long n,
+                                                    float b1, float b2, float c1, float c2,
+                                                    float step_size, float inv_bc2_sqrt,
+                                                    float eps, float wd) {
+    const __m256 B1 = _mm256_set1_ps(b1), B2 = _mm256_set1_ps(b2), C1 = _mm256_set1_ps(c1),
+                 C2 = _mm256_set1_ps(c2), SS = _mm256_set1_ps(step_size),
+                 IB = _mm256_set1_ps(inv_bc2_sqrt), EPS = _mm256_set1_ps(eps),
+                 WD = _mm256_set1_ps(wd);
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 pj = _mm256_loadu_ps(p + j);
+        __m256 gj = _mm256_add_ps(_mm256_loadu_ps(g + j), _mm256_mul_ps(WD, pj));
+        __m256 mj = _mm256_add_ps(_mm256_mul_ps(B1, _mm256_loadu_ps(m + j)), _mm256_mul_ps(C1, gj));
+        __m256 vj = _mm256_add_ps(_mm256_mul_ps(B2, _mm256_loadu_ps(v + j)),
+                                  _mm256_mul_ps(C2, _mm256_mul_ps(gj, gj)));
+        _mm256_storeu_ps(m + j, mj);
+        _mm256_storeu_ps(v + j, vj);
+        __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vj), IB), EPS);
+        _mm256_storeu_ps(p + j, _mm256_sub_ps(pj, _mm256_div_ps(_mm256_mul_ps(SS, mj), den)));
+    }
+    return j;
+}
+#endif
+
 /* p (n), g (n), m (n), v (n): PyTorch's update, with the decay term
  * wd * p added to the gradient (adding 0 when wd = 0 changes nothing). */
 NN_HOT
@@ -72,6 +102,10 @@ static void adam_step(float *restrict p, const float *restrict g, float *restric
                       float inv_bc2_sqrt, float eps, float wd) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
     long j = 0;
+#ifdef NN_ADAM_AVX
+    if (__builtin_cpu_supports("avx"))
+        j = adam_avx(p, g, m, v, n, b1, b2, c1, c2, step_size, inv_bc2_sqrt, eps, wd);
+#endif
 #if defined(__SSE2__)
     /* sqrtf in a loop is not vectorised by GCC without -fno-math-errno */
     const __m128 B1 = _mm_set1_ps(b1), B2 = _mm_set1_ps(b2), C1 = _mm_set1_ps(c1),

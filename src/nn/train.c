@@ -19,6 +19,27 @@ static nl_status check_labels(const model *m, const int32_t *y, long n, nl_error
     return NL_OK;
 }
 
+/* xb (B,IN) = rows idx of x (n,IN), yb (B) likewise. Random rows miss the
+ * cache: each row is prefetched a few rows ahead of its copy. */
+static void gather_rows(float *xb, int32_t *yb, const float *x, const int32_t *y,
+                        const uint32_t *idx, int B, int IN) {
+    enum { AHEAD = 6 };
+    const size_t row = (size_t)IN * sizeof(float);
+    for (int s = 0; s < B && s < AHEAD; s++) {
+        const char *p = (const char *)(x + (size_t)idx[s] * IN);
+        for (size_t o = 0; o < row; o += 64) __builtin_prefetch(p + o);
+    }
+    for (int s = 0; s < B; s++) {
+        if (s + AHEAD < B) {
+            const char *p = (const char *)(x + (size_t)idx[s + AHEAD] * IN);
+            for (size_t o = 0; o < row; o += 64) __builtin_prefetch(p + o);
+        }
+        uint32_t k = idx[s];
+        memcpy(xb + (size_t)s * IN, x + (size_t)k * IN, row);
+        yb[s] = y[k];
+    }
+}
+
 /* One epoch. With no pre_forward hook, weff = params before every forward.
  * Returns NL_OK also when a NaN/Inf loss stopped the epoch early (then
  * st->nonfinite = 1 and st covers the batches done, including that one);
@@ -43,16 +64,11 @@ nl_status nn_train_epoch(model *m, optim *o, const float *x, const int32_t *y, l
     rng_shuffle_u32(r, perm, (size_t)n);
 
     const int IN = m->in_size;
-    const size_t row = (size_t)IN * sizeof(float);
     double loss_sum = 0;
     long hits = 0, done = 0;
     for (long start = 0; start < n; start += batch) {
         int B = (int)(n - start < batch ? n - start : batch);
-        for (int s = 0; s < B; s++) {
-            uint32_t k = perm[start + s];
-            memcpy(m->xb + (size_t)s * IN, x + (size_t)k * IN, row);
-            m->yb[s] = y[k];
-        }
+        gather_rows(m->xb, m->yb, x, y, perm + start, B, IN);
         if (h && h->pre_forward)
             h->pre_forward(h->ctx, m);
         else
