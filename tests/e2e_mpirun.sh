@@ -25,13 +25,15 @@ done
 
 echo "== SIGUSR1 drains, --resume finishes, same results"
 sed -i 's/epochs: 3/epochs: 300/' scan.yaml   # long enough to be interrupted
-timeout 600 mpirun -n 3 "$NNLO" scan.yaml --out "$T/resume" --quiet > "$T/r1.out" 2> "$T/r1.err" &
-pid=$!
+mpirun -n 3 "$NNLO" scan.yaml --out "$T/resume" --quiet > "$T/r1.out" 2> "$T/r1.err" &
+pid=$!   # mpirun itself: it forwards SIGUSR1 to the ranks
 for _ in $(seq 1 300); do
     grep -q '"trial_end"' "$T/resume/journal.jsonl" 2>/dev/null && break
     sleep 0.2
 done
-kill -USR1 $pid   # mpirun forwards USR1 to the ranks (Slurm: --signal=USR1@300)
+kill -USR1 $pid   # as Slurm's --signal=USR1@300 would
+for _ in $(seq 1 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -0 $pid 2>/dev/null && { kill -KILL $pid; fail "the drained scan did not exit within 60 s"; }
 wait $pid || { cat "$T/r1.err"; fail "drained scan did not exit 0"; }
 grep -q '"scan_drained"' "$T/resume/journal.jsonl" || { cat "$T/r1.err"; fail "no scan_drained event"; }
 done1=$(grep -c '"trial_end"' "$T/resume/journal.jsonl")
