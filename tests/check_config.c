@@ -699,6 +699,36 @@ START_TEST(test_resolve_round_trip) {
 }
 END_TEST
 
+/* Strings that YAML would misread unquoted survive resolve -> parse. */
+START_TEST(test_resolve_quoting) {
+    const char *text =
+        "name: \"a: b # c\"\n"
+        "data:\n"
+        "  train: \"dir with space/t #1.h5\"\n"
+        "  features: {choice: [\"null\", \"a \\\"q\\\" \\\\ b\", \"- dash\", \"x #y\", \"1.5\", \" lead\", "
+        "\"tab\\there\", \"true\", \"{x}\"]}\n"
+        "model: {layers: [{type: dense}]}\n";
+    scan_config s;
+    nl_error e = {0};
+    ck_assert_msg(config_parse_scan(text, "q.yaml", "/p", &s, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(s.n_dims, 1);
+    ck_assert_int_eq(s.dims[0].n_choices, 9);
+    ck_assert_str_eq(s.dims[0].choices[1].str, "a \"q\" \\ b");
+    for (int i = 0; i < s.dims[0].n_choices; i++) {
+        char *y = config_resolve(&s, &s.dims[0].choices[i], 1, &e);
+        ck_assert_msg(y != NULL, "%s", e.msg);
+        trial_config t;
+        ck_assert_msg(config_parse_trial(y, "t.yaml", "/", &t, &e) == NL_OK, "%s\n%s", e.msg, y);
+        ck_assert_str_eq(t.data.features, s.dims[0].choices[i].str);
+        ck_assert_str_eq(t.name, "a: b # c");
+        ck_assert_str_eq(t.data.train_files[0], "/p/dir with space/t #1.h5");
+        config_free_trial(&t);
+        free(y);
+    }
+    config_free_scan(&s);
+}
+END_TEST
+
 START_TEST(test_relative_paths) {
     char dir[600], sub[700], path[800];
     snprintf(dir, sizeof dir, "%s", tu_tmpdir());
@@ -779,6 +809,7 @@ Suite *make_config_suite(void) {
     tcase_add_test(tc, test_hpo_mapping);
     tcase_add_test(tc, test_dims_collected);
     tcase_add_test(tc, test_resolve_round_trip);
+    tcase_add_test(tc, test_resolve_quoting);
     tcase_add_test(tc, test_relative_paths);
     tcase_add_test(tc, test_value_format);
     suite_add_tcase(s, tc);

@@ -1013,7 +1013,8 @@ char *config_resolve(const scan_config *s, const cfg_value *values, uint64_t tri
     const scan_tree *t = s->tree;
     NL_ASSERT(t != NULL);
     sbuf b = {0};
-    sbuf_printf(&b, "# trial of %s\nseed: %llu\n", s->source, (unsigned long long)trial_seed);
+    if (!strpbrk(s->source, "\r\n")) sbuf_printf(&b, "# trial of %s\n", s->source);
+    sbuf_printf(&b, "seed: %llu\n", (unsigned long long)trial_seed);
     static const char *const skip[] = {"seed", "search", "constraints", "hpo_parameters", NULL};
     resolver r = {.s = s, .t = t, .values = values, .e = e, .scratch = calloc(1, sizeof(cfg_doc))};
     NL_ASSERT(r.scratch != NULL);

@@ -171,8 +171,8 @@ static int in_range(const cfg_key *k, double v) {
 }
 
 static int parse_bool_text(const char *s, int *out) {
-    static const char *const t[] = {"true", "1", "1.", "1.0", NULL};
-    static const char *const f[] = {"false", "0", "0.", "0.0", NULL};
+    static const char *const t[] = {"true", "yes", "on", "1", "1.", "1.0", NULL};
+    static const char *const f[] = {"false", "no", "off", "0", "0.", "0.0", NULL};
     for (int i = 0; t[i]; i++)
         if (!strcasecmp(s, t[i])) { *out = 1; return 1; }
     for (int i = 0; f[i]; i++)
