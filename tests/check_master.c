@@ -76,6 +76,7 @@ static nl_status run_scan(const scan_config *s, const char *out, int resume, fak
     pthread_t th;
     pthread_create(&th, NULL, fake_main, f);
     master_options o = {.out_dir = out, .resume = resume, .quiet = 1};
+    log_set_level(LOG_ERROR);
     FILE *devnull = freopen("/dev/null", "w", stdout);
     (void)devnull;
     nl_status st = master_run(mc, s, &o, flag, e);

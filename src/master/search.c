@@ -3,6 +3,8 @@
  * save, and a resumed scan regenerates the same points. Registry of
  * algorithms: the switch in search_point (random, grid). */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "nnlo/master.h"
 
@@ -39,9 +41,16 @@ uint64_t search_trial_seed(const scan_config *s, int id) {
     return rng_derive(s->seed, 0x7000000000ULL + (uint64_t)id);
 }
 
+/* Continuous draws keep 6 significant digits: trial.yaml and results.csv
+ * stay readable, and the value written is exactly the value trained with. */
 static void num_value(cfg_value *v, double x, int is_int) {
     v->kind = VAL_NUM;
-    v->num = is_int ? round(x) : x;
+    if (is_int) v->num = round(x);
+    else {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.6g", x);
+        v->num = strtod(buf, NULL);
+    }
     v->str[0] = '\0';
 }
 
@@ -68,17 +77,28 @@ static void random_value(const search_dim *d, rng_t *r, cfg_value *v) {
     }
 }
 
+/* Rounding must not step outside the dimension's range. */
+static void clamp_value(const search_dim *d, cfg_value *v) {
+    if (d->kind == DIM_CHOICE) return;
+    if (v->num < d->lo) v->num = d->lo;
+    if (v->num > d->hi) v->num = d->hi;
+}
+
 void search_point(const scan_config *s, int id, cfg_value *values) {
     if (s->algorithm == SEARCH_GRID) {
         long rest = id;
         for (int j = s->n_dims - 1; j >= 0; j--) {
             long n = dim_grid_size(&s->dims[j]);
             grid_value(&s->dims[j], rest % n, &values[j]);
+            clamp_value(&s->dims[j], &values[j]);
             rest /= n;
         }
         return;
     }
     rng_t r;
     rng_seed(&r, rng_derive(s->seed, (uint64_t)id));
-    for (int j = 0; j < s->n_dims; j++) random_value(&s->dims[j], &r, &values[j]);
+    for (int j = 0; j < s->n_dims; j++) {
+        random_value(&s->dims[j], &r, &values[j]);
+        clamp_value(&s->dims[j], &values[j]);
+    }
 }
