@@ -6,13 +6,16 @@
 
 #include "nnlo/nn.h"
 
-/* Hot elementwise loops (ReLU, STE, bias sums, optimizers): the project
- * builds with -O2, where GCC 12 vectorises almost nothing and compiles the
- * ReLU select to a mispredicted branch. Raise these few functions to O3
- * (vectorised, branch-free; no -ffast-math, so results are unchanged) and
- * let sqrtf skip errno. GCC only; other compilers get plain functions. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define NN_HOT __attribute__((optimize("O3", "no-math-errno")))
+/* Hot elementwise loops (ReLU, STE, bias, optimizers, batch gather): the
+ * project builds with -O2 for x86-64-v2, where GCC 12 vectorises almost
+ * nothing and compiles the ReLU select to a mispredicted branch. These few
+ * functions get O3 (vectorised, branch-free) and, on x86-64, an AVX2 clone
+ * chosen at load time. No -ffast-math and no FMA contraction (ISO C mode),
+ * so every clone computes the same floats. GCC only; elsewhere plain. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NN_HOT __attribute__((optimize("O3"), target_clones("avx2", "default")))
+#elif defined(__GNUC__) && !defined(__clang__)
+#define NN_HOT __attribute__((optimize("O3")))
 #else
 #define NN_HOT
 #endif
@@ -27,6 +30,8 @@ void nn_relu_forward(float *out, const float *in, long n);
 void nn_relu_backward(float *g, const float *out, long n);
 /* In place: g = pass ? g : 0. */
 void nn_ste_backward(float *g, const unsigned char *pass, long n);
+/* out (B,OUT): every row = b (OUT). */
+void nn_broadcast_rows(float *out, const float *b, int B, int OUT);
 /* Forward with an optional per-layer input observer (training loop). */
 const float *nn_forward_observed(model *m, const float *x, int B, const train_hooks *h);
 

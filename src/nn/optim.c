@@ -96,7 +96,6 @@ __attribute__((target("avx"))) static long adam_avx(float *restrict p, const flo
 
 /* p (n), g (n), m (n), v (n): PyTorch's update, with the decay term
  * wd * p added to the gradient (adding 0 when wd = 0 changes nothing). */
-NN_HOT
 static void adam_step(float *restrict p, const float *restrict g, float *restrict m,
                       float *restrict v, long n, float b1, float b2, float step_size,
                       float inv_bc2_sqrt, float eps, float wd) {

@@ -21,7 +21,8 @@ static nl_status check_labels(const model *m, const int32_t *y, long n, nl_error
 
 /* xb (B,IN) = rows idx of x (n,IN), yb (B) likewise. Random rows miss the
  * cache: each row is prefetched a few rows ahead of its copy. */
-static void gather_rows(float *xb, int32_t *yb, const float *x, const int32_t *y,
+NN_HOT
+static void gather_rows(float *restrict xb, int32_t *yb, const float *x, const int32_t *y,
                         const uint32_t *idx, int B, int IN) {
     enum { AHEAD = 6 };
     const size_t row = (size_t)IN * sizeof(float);
@@ -35,7 +36,9 @@ static void gather_rows(float *xb, int32_t *yb, const float *x, const int32_t *y
             for (size_t o = 0; o < row; o += 64) __builtin_prefetch(p + o);
         }
         uint32_t k = idx[s];
-        memcpy(xb + (size_t)s * IN, x + (size_t)k * IN, row);
+        const float *src = x + (size_t)k * IN;
+        float *dst = xb + (size_t)s * IN;
+        for (int j = 0; j < IN; j++) dst[j] = src[j]; /* short rows: no call */
         yb[s] = y[k];
     }
 }
