@@ -197,7 +197,7 @@ typedef struct {
     char path[160];   /* "training_parameters.learning_rate", "model.layers[2].units" */
     dim_kind kind;
     double lo, hi;    /* uniform, log_uniform, int (inclusive) */
-    int is_int;       /* values must be integers (the key's type) */
+    int is_int;       /* values must be integers (the key's type); config_resolve rounds */
     cfg_value *choices; int n_choices;
     int grid_points;  /* uniform/log_uniform under grid search; default 3 */
     int line, col;
@@ -216,7 +216,8 @@ typedef struct {
     char output_dir[512];         /* default "runs/<name>" */
     uint64_t seed;                /* default 0 */
     search_algorithm algorithm;   /* search.algorithm; default random */
-    int trials;                   /* search.trials; default 10 (grid: size of the grid) */
+    int trials;                   /* search.trials or hpo_parameters.num_trials; default 10
+                                     (grid without either: the size of the grid) */
     int top_k;                    /* search.top_k; default 5 */
     scan_constraint constraints[16]; int n_constraints;
     search_dim *dims; int n_dims;
@@ -234,9 +235,12 @@ nl_status config_parse_scan(const char *text, const char *source, const char *ba
 void config_free_scan(scan_config *s); /* NULL-safe */
 
 /* The trial YAML for one point: values[j] for dims[j]; `seed: trial_seed`
- * at the top; data paths made absolute; the search/constraints sections
- * left out. Returns malloc'd text (caller frees) or NULL with e filled
- * (e.g. a value out of a key's range). */
+ * at the top; data paths made absolute; the search/constraints/
+ * hpo_parameters sections left out; key and layer order kept. Every value
+ * is checked against its key and the result is parsed as a trial before it
+ * is returned. Returns malloc'd text (caller frees) or NULL with e filled
+ * (e.g. "scan.yaml:13:13: training_parameters.momentum: expected a number
+ * in [0, 1), got '1.5'", pointing at the dimension). */
 char *config_resolve(const scan_config *s, const cfg_value *values, uint64_t trial_seed,
                      nl_error *e);
 /* "0.001", "adam", "true": for CSV and logs. */
