@@ -124,17 +124,65 @@ float fixed_quantize(const fixed_spec *s, float x) {
     return (float)ldexp((double)quantize_int(s, (double)x), -s->f);
 }
 
+/* Saturating modes on the hot path (activation quantizers): the same rules
+ * as quantize_int in double, without the int64 detour. y is pre-clipped to
+ * [lo - 1, hi + 1], so rounding stays exact and infinities need no case. */
+static void quantize_sat_array(const fixed_spec *s, double lo, double hi, const float *x,
+                               float *out, long n) {
+    double scale = ldexp(1.0, s->f), inv = ldexp(1.0, -s->f);
+    if (s->round == FX_RND || s->round == FX_TRN) {
+        /* floor(y + 1/2) and floor(y) are exact for |y| <= hi + 1 < 2^61;
+         * NaN passes through the clamps (comparisons are false). */
+        double add = s->round == FX_RND ? 0.5 : 0.0;
+        for (long j = 0; j < n; j++) {
+            double y = (double)x[j] * scale;
+            y = y < lo - 1 ? lo - 1 : y;
+            y = y > hi + 1 ? hi + 1 : y;
+            double r = floor(y + add);
+            r = r < lo ? lo : r;
+            r = r > hi ? hi : r;
+            out[j] = (float)(r * inv);
+        }
+        return;
+    }
+    for (long j = 0; j < n; j++) {
+        float v = x[j];
+        if (isnan(v)) { out[j] = v; continue; }
+        double y = (double)v * scale;
+        y = y < lo - 1 ? lo - 1 : y > hi + 1 ? hi + 1 : y;
+        double fl = floor(y), frac = y - fl, r = fl;
+        if (frac != 0) {
+            int neg = y < 0, half = frac == 0.5, above = frac > 0.5;
+            switch (s->round) {
+            case FX_TRN: break;
+            case FX_TRN_ZERO: r = neg ? fl + 1 : fl; break;
+            case FX_RND: r = (above || half) ? fl + 1 : fl; break;
+            case FX_RND_MIN_INF: r = above ? fl + 1 : fl; break;
+            case FX_RND_ZERO: r = (above || (half && neg)) ? fl + 1 : fl; break;
+            case FX_RND_INF: r = (above || (half && !neg)) ? fl + 1 : fl; break;
+            case FX_RND_CONV: r = (above || (half && fmod(fl, 2.0) != 0)) ? fl + 1 : fl; break;
+            }
+        }
+        r = r < lo ? lo : r > hi ? hi : r;
+        out[j] = (float)(r * inv);
+    }
+}
+
 void fixed_quantize_array(const fixed_spec *s, const float *x, float *out,
                           unsigned char *inrange, long n) {
     int64_t lo, hi;
     int_range(s, &lo, &hi);
     double vmax = ldexp((double)hi, -s->f);
     double vmin = ldexp((double)mode_lo(s, lo, hi), -s->f);
-    for (long j = 0; j < n; j++) {
-        float v = x[j];
-        if (inrange) inrange[j] = (unsigned char)(v >= vmin && v <= vmax);
-        out[j] = fixed_quantize(s, v);
+    if (inrange)
+        for (long j = 0; j < n; j++) inrange[j] = (unsigned char)(x[j] >= vmin && x[j] <= vmax);
+    int sat = s->overflow == FX_SAT || s->overflow == FX_SAT_SYM ||
+              (s->overflow == FX_WRAP_SM && !s->k);
+    if (sat && fixed_width(s) > 0 && fixed_width(s) <= FX_MAX_WIDTH && lo != hi) {
+        quantize_sat_array(s, (double)mode_lo(s, lo, hi), (double)hi, x, out, n);
+        return;
     }
+    for (long j = 0; j < n; j++) out[j] = fixed_quantize(s, x[j]);
 }
 
 int64_t fixed_to_int(const fixed_spec *s, float q) {
