@@ -9,13 +9,16 @@
 /* Hot elementwise loops (ReLU, STE, bias, optimizers, batch gather): the
  * project builds with -O2 for x86-64-v2, where GCC 12 vectorises almost
  * nothing and compiles the ReLU select to a mispredicted branch. These few
- * functions get O3 (vectorised, branch-free) and, on x86-64, an AVX2 clone
+ * functions get O3 (vectorised, branch-free; short copies stay inline
+ * loops instead of memcpy calls) and, on x86-64, an AVX2 clone
  * chosen at load time. No -ffast-math and no FMA contraction (ISO C mode),
  * so every clone computes the same floats. GCC only; elsewhere plain. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NN_HOT __attribute__((optimize("O3"), target_clones("avx2", "default")))
+#define NN_HOT                                                                 \
+    __attribute__((optimize("O3", "no-tree-loop-distribute-patterns"),          \
+                   target_clones("avx2", "default")))
 #elif defined(__GNUC__) && !defined(__clang__)
-#define NN_HOT __attribute__((optimize("O3")))
+#define NN_HOT __attribute__((optimize("O3", "no-tree-loop-distribute-patterns")))
 #else
 #define NN_HOT
 #endif
