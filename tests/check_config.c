@@ -251,6 +251,9 @@ START_TEST(test_error_messages) {
     expect_error(MINIMAL "x: &a 1\ny: *a\n", 0,
                  "scan.yaml:4:4: YAML aliases (*name) are not supported; write the value out");
     expect_error("- 1\n- 2\n", 0, "scan.yaml:1:1: the file must be a map of sections (key: value), not a list");
+    expect_error(MINIMAL "training_parameters: 5\n", 0,
+                 "scan.yaml:3:22: training_parameters: expected a map of settings (key: value), got '5'");
+    expect_error("", 0, "scan.yaml: missing required section 'data' (at least `data: {train: file.h5}`)");
 }
 END_TEST
 
@@ -729,6 +732,31 @@ START_TEST(test_resolve_quoting) {
 }
 END_TEST
 
+/* Integer keys under uniform / log_uniform: is_int, and resolve rounds. */
+START_TEST(test_int_key_rounding) {
+    scan_config s;
+    nl_error e = {0};
+    ck_assert_int_eq(config_parse_scan(MINIMAL "training_parameters: {batch_size: {log_uniform: [16, 512]}}\n",
+                                       "i.yaml", "/b", &s, &e), NL_OK);
+    ck_assert_int_eq(s.n_dims, 1);
+    ck_assert_int_eq(s.dims[0].kind, DIM_LOG_UNIFORM);
+    ck_assert_int_eq(s.dims[0].is_int, 1);
+    ck_assert_int_eq(s.base.train.batch_size, 16);
+    cfg_value v = {.kind = VAL_NUM, .num = 100.6};
+    char *y = config_resolve(&s, &v, 0, &e);
+    ck_assert_ptr_nonnull(y);
+    trial_config t;
+    ck_assert_int_eq(config_parse_trial(y, "t.yaml", "/", &t, &e), NL_OK);
+    ck_assert_int_eq(t.train.batch_size, 101);
+    config_free_trial(&t);
+    free(y);
+    v.num = 0.2; /* rounds to 0: below the key's minimum */
+    ck_assert_ptr_null(config_resolve(&s, &v, 0, &e));
+    ck_assert_str_eq(e.msg, "i.yaml:3:35: training_parameters.batch_size: expected an integer >= 1, got '0'");
+    config_free_scan(&s);
+}
+END_TEST
+
 START_TEST(test_relative_paths) {
     char dir[600], sub[700], path[800];
     snprintf(dir, sizeof dir, "%s", tu_tmpdir());
@@ -810,6 +838,7 @@ Suite *make_config_suite(void) {
     tcase_add_test(tc, test_dims_collected);
     tcase_add_test(tc, test_resolve_round_trip);
     tcase_add_test(tc, test_resolve_quoting);
+    tcase_add_test(tc, test_int_key_rounding);
     tcase_add_test(tc, test_relative_paths);
     tcase_add_test(tc, test_value_format);
     suite_add_tcase(s, tc);

@@ -510,10 +510,11 @@ nl_status cfg_section_parse(pctx *c, const char *section, ynode *map, const cfg_
         cfg_key_default(&keys[i], base, method);
     }
     if (map && !(map->kind == YN_SCALAR && yn_is_null(map))) {
+        if (map->kind == YN_SEQ)
+            return cfg_err(c, map, "%s: expected a map of settings (key: value), got a list", section);
         if (map->kind != YN_MAP)
-            return cfg_err(c, map, "%s: expected a map of settings (key: value), got %s%s%s%s",
-                           section, map->kind == YN_SEQ ? "a list" : "'",
-                           map->kind == YN_SCALAR ? map->text : "", map->kind == YN_SCALAR ? "'" : "", "");
+            return cfg_err(c, map, "%s: expected a map of settings (key: value), got '%s'", section,
+                           map->text);
         const ynode *seen_key[96] = {0};
         for (int j = 0; j < map->n; j++) {
             ynode *kn = map->keys[j];
