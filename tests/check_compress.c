@@ -51,6 +51,10 @@ START_TEST(test_pdp_linspace_exact) {
         }
     }
     ck_assert_int_eq(kept, 32);
+    /* NaN weights give a NaN threshold (a NaN loss downstream), no abort. */
+    w[7] = NAN;
+    ck_assert(isnan(pdp_threshold(w, N, ratio, scratch, &ia, &ib)));
+    ck_assert_int_eq(ia, -1);
     /* The survivors are exactly the 32 largest magnitudes. */
     int above = 0;
     for (int j = 0; j < N; j++) above += sorted[j] >= 97.0f / 127.0f - 1e-6f;

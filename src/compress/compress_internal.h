@@ -80,7 +80,8 @@ extern const prune_ops prune_magnitude_ops;
  * k = clamp(floor((1 - r) n) - 1, 0, n - 2), t = (v[k] + v[k+1]) / 2.
  * *ia, *ib: indices of the weights holding v[k] and v[k+1] (the gradient
  * of t flows to them). scratch: n floats. Returns -1 when nothing is to be
- * pruned (floor((1 - r) n) >= n, or n < 2): the mask is then exactly 1. */
+ * pruned (floor((1 - r) n) >= n, or n < 2): the mask is then exactly 1;
+ * NaN (and *ia = *ib = -1) when a weight is NaN. */
 float pdp_threshold(const float *w, long n, double r, float *scratch, long *ia, long *ib);
 /* m = sigmoid((w^2 - t^2) / tau), out = m w (out may be NULL). t < 0: m = 1. */
 void pdp_forward(const float *w, long n, float t, float tau, float *m, float *out);

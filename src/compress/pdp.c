@@ -47,7 +47,14 @@ float pdp_threshold(const float *w, long n, double r, float *scratch, long *ia, 
     long k = keep - 1;
     if (k < 0) k = 0;
     if (k > n - 2) k = n - 2;
-    for (long j = 0; j < n; j++) scratch[j] = fabsf(w[j]);
+    int nan = 0;
+    for (long j = 0; j < n; j++) {
+        scratch[j] = fabsf(w[j]);
+        nan |= isnan(scratch[j]);
+    }
+    /* NaN weights: a NaN threshold makes the loss NaN, which the training
+     * loop reports (NL_ERR_NUMERIC) instead of aborting. */
+    if (nan) return NAN;
     select_desc(scratch, n, k);
     float vk = scratch[k], vk1 = scratch[k + 1];
     for (long j = k + 2; j < n; j++)
@@ -96,6 +103,7 @@ void pdp_backward(const float *w, const float *m, long n, float t, float tau, lo
         dt += d;
     }
     dt *= -2.0 * t / tau;
+    if (ia < 0 || ib < 0) return;
     g[ia] += (float)(dt * signf(w[ia]) * 0.5);
     g[ib] += (float)(dt * signf(w[ib]) * 0.5);
 }
