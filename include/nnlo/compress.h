@@ -54,7 +54,8 @@ typedef struct {
     double val_loss, val_accuracy;
     double sparsity;           /* from the hard mask */
     double ebops;
-    double seconds;            /* wall time of this epoch */
+    double seconds;            /* wall time of this epoch, validation included */
+    double train_seconds;      /* of which training (forward, backward, steps, masks) */
 } epoch_record;
 
 /* Called after every epoch; return 0 to go on, 1 to stop training here and

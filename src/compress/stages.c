@@ -91,6 +91,7 @@ static int run_epoch(run_ctx *x, train_stage st, int round, int epoch, nl_status
         return -1;
     }
     if (st == STAGE_MAIN && c->pruning && c->ops && c->ops->epoch_end) c->ops->epoch_end(c);
+    double train_seconds = time_now() - t0;
     /* Fresh weff (and stored masks) from the weights after the last step. */
     memset(&vs, 0, sizeof vs);
     if (x->d->n_val > 0) {
@@ -121,6 +122,7 @@ static int run_epoch(run_ctx *x, train_stage st, int round, int epoch, nl_status
     rec.sparsity = cm_hard_sparsity(c);
     rec.ebops = cm_total_ebops(c);
     rec.seconds = time_now() - t0;
+    rec.train_seconds = train_seconds;
     x->global_epoch++;
     if (x->cb) {
         int v = x->cb(x->ctx, &rec);

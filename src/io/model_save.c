@@ -29,7 +29,7 @@ static herr_t put_format(hid_t g, const char *pre, const fixed_spec *s) {
     snprintf(n, sizeof n, "%s_f", pre); r |= mio_put_int(g, n, s->f);
     snprintf(n, sizeof n, "%s_overflow", pre); r |= mio_put_str(g, n, mio_overflow_name(s->overflow));
     snprintf(n, sizeof n, "%s_rounding", pre); r |= mio_put_str(g, n, mio_round_name(s->round));
-    snprintf(n, sizeof n, "%s_type", pre); r |= mio_put_str(g, n, fixed_format(s, t, sizeof t));
+    snprintf(n, sizeof n, "%s_type", pre); r |= mio_put_str(g, n, fixed_format_hls(s, t, sizeof t));
     return r < 0 ? -1 : 0;
 }
 
@@ -76,7 +76,7 @@ static herr_t put_layer(hid_t layers, const model *m, int l, const modelio_layer
         r |= mio_put_int(g, "f", L->quant.f);
         r |= mio_put_str(g, "overflow", mio_overflow_name(L->quant.overflow));
         r |= mio_put_str(g, "rounding", mio_round_name(L->quant.round));
-        r |= mio_put_str(g, "type", fixed_format(&L->quant, t, sizeof t));
+        r |= mio_put_str(g, "type", fixed_format_hls(&L->quant, t, sizeof t));
     }
     H5Gclose(g);
     return r < 0 ? -1 : 0;

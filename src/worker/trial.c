@@ -49,10 +49,6 @@ typedef struct {
     void *cb_ctx;
     sbuf history;           /* history.csv text */
     sbuf log;               /* the trial's log */
-    int patience, final_stage, rounds;
-    double best_val;
-    int since_best;
-    int last_stage;
     double train_seconds;   /* training part of the epochs */
     double samples;
     long n_train;
@@ -66,7 +62,7 @@ static const char *stage_name(train_stage s) {
 static int on_epoch(void *vctx, const epoch_record *r) {
     run_ctx *x = vctx;
     x->epochs++;
-    x->train_seconds += r->seconds;
+    x->train_seconds += r->train_seconds;
     x->samples += (double)x->n_train;
     sbuf_printf(&x->history, "%d,%s,%d,%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.4f\n", r->global_epoch,
                 stage_name(r->stage), r->round, r->epoch, r->lr, r->train_loss, r->train_accuracy,
@@ -74,22 +70,9 @@ static int on_epoch(void *vctx, const epoch_record *r) {
     sbuf_printf(&x->log, "epoch %d (%s round %d epoch %d): loss %.4f acc %.4f val_loss %.4f val_acc %.4f sparsity %.4f\n",
                 r->global_epoch, stage_name(r->stage), r->round, r->epoch, r->train_loss,
                 r->train_accuracy, r->val_loss, r->val_accuracy, r->sparsity);
-    int verdict = x->cb ? x->cb(x->cb_ctx, x->trial_id, r) : 0;
-    if (verdict) return verdict;
-    /* Early stopping watches only the last stage that trains (fine-tuning if
-     * any, else the main stage of the last round): stopping while the
-     * pruner is still ramping sparsity would just keep a denser model. */
-    if (x->patience > 0 && (int)r->stage == x->final_stage &&
-        (r->stage != STAGE_MAIN || r->round == x->rounds - 1)) {
-        if ((int)r->stage != x->last_stage) { x->best_val = -1; x->since_best = 0; }
-        x->last_stage = (int)r->stage;
-        if (r->val_accuracy > x->best_val) { x->best_val = r->val_accuracy; x->since_best = 0; }
-        else if (++x->since_best >= x->patience) {
-            sbuf_printf(&x->log, "early stopping: no val_accuracy improvement in %d epochs\n", x->patience);
-            return 1;
-        }
-    }
-    return 0;
+    /* Early stopping (training_parameters.early_stopping_patience) is
+     * compress_train's; this only reports and relays the master's verdict. */
+    return x->cb ? x->cb(x->cb_ctx, x->trial_id, r) : 0;
 }
 
 /* ---- FPGA description of the trained model ---------------------------- */
@@ -183,7 +166,7 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     memset(res, 0, sizeof *res);
     res->id = trial_id;
     for (int k = 0; k < MET_COUNT; k++) res->metrics[k] = NAN;
-    run_ctx x = {.trial_id = trial_id, .cb = cb, .cb_ctx = cb_ctx, .best_val = -1, .last_stage = -1};
+    run_ctx x = {.trial_id = trial_id, .cb = cb, .cb_ctx = cb_ctx};
     trial_config tc;
     memset(&tc, 0, sizeof tc);
     model *m = NULL;
@@ -240,9 +223,6 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     c = compress_create(m, &tc.prune, &tc.quant, &tc.train, &te);
     if (!c) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
 
-    x.patience = tc.train.early_stopping_patience;
-    x.final_stage = tc.train.fine_tuning_epochs > 0 ? STAGE_FINETUNE : STAGE_MAIN;
-    x.rounds = tc.train.rounds;
     train_data d = {db->train.x, db->train.y, db->train.n, db->val.x, db->val.y, db->val.n};
     double t0 = time_now();
     st = compress_train(c, m, &opt, &tc.train, &d, &r_train, on_epoch, &x, &te);
