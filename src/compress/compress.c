@@ -148,14 +148,14 @@ nl_status compress_model_specs(const cfg_layer *layers, int n, int n_classes,
 nl_status compress_plan_params(const layer_spec *specs, int n_specs, int in_size,
                                const cfg_pruning *p, char ***names, long **lens, int *n,
                                nl_error *e) {
-    (void)specs; (void)n_specs; (void)in_size;
     *names = NULL;
     *lens = NULL;
     *n = 0;
     if (!p || !p->enable_pruning) return NL_OK;
     const prune_ops *ops;
-    /* pdp and magnitude keep no trainable segments of their own. */
-    return lookup_method(p->method, &ops, e);
+    nl_status st = lookup_method(p->method, &ops, e);
+    if (st || !ops->plan) return st;
+    return ops->plan(specs, n_specs, in_size, p, names, lens, n, e);
 }
 
 /* ---- create / free ----------------------------------------------------------- */
@@ -347,7 +347,16 @@ static float hook_post_backward(void *ctx, model *m) {
         }
         if (c->quantization) ste(m->grads + L->b_off, L->binr, L->out);
     }
-    return 0.0f; /* pdp and magnitude add no loss term */
+    if (c->stage == STAGE_MAIN && !c->frozen && c->pruning && c->ops && c->ops->extra_loss)
+        return c->ops->extra_loss(c);
+    return 0.0f;
+}
+
+static void hook_observe(void *ctx, const model *m, int layer, const float *in, int B) {
+    (void)m;
+    compress *c = ctx;
+    if (c->stage == STAGE_MAIN && !c->frozen && c->pruning && c->ops && c->ops->observe)
+        c->ops->observe(c, layer, in, B);
 }
 
 static void hook_post_step(void *ctx, model *m) {
@@ -363,6 +372,7 @@ train_hooks compress_hooks(compress *c) {
     h.pre_forward = hook_pre_forward;
     h.post_backward = hook_post_backward;
     h.post_step = hook_post_step;
+    if (c->pruning && c->ops && c->ops->observe) h.observe = hook_observe;
     return h;
 }
 

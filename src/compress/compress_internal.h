@@ -69,6 +69,19 @@ typedef struct prune_ops {
     void (*backward)(compress *c, int li, const float *w, float *g);
     void (*post_step)(compress *c);
     void (*freeze)(compress *c);                  /* make every L->mask 0/1 (m >= 0.5) */
+    /* The method's own trainable segments in the model's flat buffer (CS's
+     * s, DST's thresholds, ...), named and sized before the model exists;
+     * the arrays are malloc'd (see compress_plan_params). Find them later
+     * with model_find_view(c->m, name); optimizer and checkpoint cover them. */
+    nl_status (*plan)(const layer_spec *specs, int n_specs, int in_size, const cfg_pruning *p,
+                      char ***names, long **lens, int *n, nl_error *e);
+    /* Main stage, after the gradients of the data loss are mapped to W: add
+     * the method's loss term's gradients to c->m->grads (W and the method's
+     * own segments); returns the term's value. */
+    float (*extra_loss)(compress *c);
+    /* Main stage, training forward passes: the (B, in_size) input of model
+     * layer `layer` (Wanda's feature norms, CLNP's activation counts). */
+    void (*observe)(compress *c, int layer, const float *in, int B);
 } prune_ops;
 
 extern const prune_ops prune_pdp_ops;
