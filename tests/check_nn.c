@@ -462,6 +462,13 @@ START_TEST(test_sgd_momentum_hand_steps) {
     optim_step(&o, p, g);
     ck_assert_float_eq_tol(p[0], 0.9f, 1e-7);
     ck_assert_int_eq(o.t, 1);
+    /* the copying step gives the same update and copies it */
+    float c[2] = {0, 0}, p2[2] = {0.9f, p[1]};
+    optim_step(&o, p, g);
+    optim_step_copy(&o, p2, g, c);
+    ck_assert_float_eq(p2[0], p[0]);
+    ck_assert_float_eq(c[0], p[0]);
+    ck_assert_float_eq(c[1], p2[1]);
     optim_free(&o);
     optim_free(&o); /* twice is safe */
 }
@@ -570,6 +577,55 @@ START_TEST(test_mlp_learns_deterministically) {
     model_free(m1);
     model_free(m2);
     model_free(m3);
+}
+END_TEST
+
+static void sync_hook(void *ctx, model *m) {
+    (void)ctx;
+    model_sync_weff(m);
+}
+
+/* Plain training (the optimizer writes weff in its own pass) and training
+ * through a pre_forward hook that syncs weff must give the same bits. */
+START_TEST(test_plain_and_hooked_training_agree) {
+    enum { N = 300 };
+    float x[2 * N];
+    int32_t y[N];
+    rng_t r;
+    rng_seed(&r, 6);
+    make_toy(x, y, N, &r);
+    for (int kind = 0; kind < 2; kind++) {
+        layer_spec sp[3] = {spec_dense(8), spec_kind(LAYER_RELU), spec_dense(2)};
+        nl_error e = {0};
+        model *a = model_create(sp, 3, 2, 64, NULL, NULL, 0, &e);
+        model *b = model_create(sp, 3, 2, 64, NULL, NULL, 0, &e);
+        rng_t ra, rb;
+        rng_seed(&ra, 8);
+        rng_seed(&rb, 8);
+        model_init_params(a, &ra);
+        model_init_params(b, &rb);
+        optim oa = {0}, ob = {0};
+        oa.lr = ob.lr = 0.02f;
+        oa.momentum = ob.momentum = 0.9f;
+        oa.weight_decay = ob.weight_decay = 1e-3f;
+        optim_init(&oa, kind ? OPT_ADAM : OPT_SGD, a->n_params, &e);
+        optim_init(&ob, kind ? OPT_ADAM : OPT_SGD, b->n_params, &e);
+        train_hooks h = {0};
+        h.pre_forward = sync_hook;
+        epoch_stats sa, sb;
+        for (int ep = 0; ep < 2; ep++) {
+            nn_train_epoch(a, &oa, x, y, N, 64, &ra, NULL, &sa, &e);
+            nn_train_epoch(b, &ob, x, y, N, 64, &rb, &h, &sb, &e);
+            ck_assert_double_eq(sa.loss, sb.loss);
+        }
+        ck_assert_int_eq(memcmp(a->params, b->params, sizeof(float) * a->n_params), 0);
+        /* after plain training weff already equals params */
+        ck_assert_int_eq(memcmp(a->params, a->weff, sizeof(float) * a->n_params), 0);
+        optim_free(&oa);
+        optim_free(&ob);
+        model_free(a);
+        model_free(b);
+    }
 }
 END_TEST
 
@@ -801,6 +857,7 @@ Suite *make_nn_suite(void) {
     TCase *tr = tcase_create("train");
     tcase_add_test(tr, test_mlp_learns_deterministically);
     tcase_add_test(tr, test_train_epoch_hooks_and_batches);
+    tcase_add_test(tr, test_plain_and_hooked_training_agree);
     tcase_add_test(tr, test_evaluate_logits_and_batches);
     tcase_set_timeout(tr, 20);
     suite_add_tcase(s, tr);

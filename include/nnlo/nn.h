@@ -131,6 +131,9 @@ nl_status optim_init(optim *o, optim_kind kind, long n, nl_error *e);
 void optim_free(optim *o);
 /* One step over all n parameters: params -= update(grads). */
 void optim_step(optim *o, float *params, const float *grads);
+/* optim_step that also writes the new params to copy (n) in the same pass,
+ * e.g. m->weff when training without compression (saves a sync pass). */
+void optim_step_copy(optim *o, float *params, const float *grads, float *copy);
 /* Zeroes m, v and t (used when rewinding weights). */
 void optim_reset(optim *o);
 

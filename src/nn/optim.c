@@ -53,15 +53,16 @@ void optim_reset(optim *o) {
 
 /* One Adam update of element j (scalar; the SSE path below computes the
  * same operations in the same order, so both give identical floats). */
-static inline void adam_one(float *p, const float *g, float *m, float *v, long j, float b1,
-                            float b2, float c1, float c2, float step_size, float inv_bc2_sqrt,
-                            float eps, float wd) {
+static inline void adam_one(float *p, const float *g, float *m, float *v, float *w, long j,
+                            float b1, float b2, float c1, float c2, float step_size,
+                            float inv_bc2_sqrt, float eps, float wd) {
     float gj = g[j] + wd * p[j];
     float mj = b1 * m[j] + c1 * gj;
     float vj = b2 * v[j] + c2 * (gj * gj);
     m[j] = mj;
     v[j] = vj;
     p[j] -= step_size * mj / (sqrtf(vj) * inv_bc2_sqrt + eps);
+    if (w) w[j] = p[j];
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -70,7 +71,8 @@ static inline void adam_one(float *p, const float *g, float *m, float *v, long j
  * for AVX separately and chosen at run time. No FMA: every rounding is as
  * in adam_one, so results do not depend on the CPU. Returns elements done. */
 __attribute__((target("avx"))) static long adam_avx(float *restrict p, const float *restrict g,
-                                                    float *restrict m, float *restrict v, long n,
+                                                    float *restrict m, float *restrict v,
+                                                    float *restrict w, long n,
                                                     float b1, float b2, float c1, float c2,
                                                     float step_size, float inv_bc2_sqrt,
                                                     float eps, float wd) {
@@ -88,22 +90,25 @@ __attribute__((target("avx"))) static long adam_avx(float *restrict p, const flo
         _mm256_storeu_ps(m + j, mj);
         _mm256_storeu_ps(v + j, vj);
         __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vj), IB), EPS);
-        _mm256_storeu_ps(p + j, _mm256_sub_ps(pj, _mm256_div_ps(_mm256_mul_ps(SS, mj), den)));
+        __m256 pn = _mm256_sub_ps(pj, _mm256_div_ps(_mm256_mul_ps(SS, mj), den));
+        _mm256_storeu_ps(p + j, pn);
+        if (w) _mm256_storeu_ps(w + j, pn);
     }
     return j;
 }
 #endif
 
 /* p (n), g (n), m (n), v (n): PyTorch's update, with the decay term
- * wd * p added to the gradient (adding 0 when wd = 0 changes nothing). */
+ * wd * p added to the gradient (adding 0 when wd = 0 changes nothing);
+ * w (n) or NULL receives a copy of the new p in the same pass. */
 static void adam_step(float *restrict p, const float *restrict g, float *restrict m,
-                      float *restrict v, long n, float b1, float b2, float step_size,
+                      float *restrict v, float *restrict w, long n, float b1, float b2, float step_size,
                       float inv_bc2_sqrt, float eps, float wd) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
     long j = 0;
 #ifdef NN_ADAM_AVX
     if (__builtin_cpu_supports("avx"))
-        j = adam_avx(p, g, m, v, n, b1, b2, c1, c2, step_size, inv_bc2_sqrt, eps, wd);
+        j = adam_avx(p, g, m, v, w, n, b1, b2, c1, c2, step_size, inv_bc2_sqrt, eps, wd);
 #endif
 #if defined(__SSE2__)
     /* sqrtf in a loop is not vectorised by GCC without -fno-math-errno */
@@ -119,15 +124,17 @@ static void adam_step(float *restrict p, const float *restrict g, float *restric
         _mm_storeu_ps(m + j, mj);
         _mm_storeu_ps(v + j, vj);
         __m128 den = _mm_add_ps(_mm_mul_ps(_mm_sqrt_ps(vj), IB), EPS);
-        _mm_storeu_ps(p + j, _mm_sub_ps(pj, _mm_div_ps(_mm_mul_ps(SS, mj), den)));
+        __m128 pn = _mm_sub_ps(pj, _mm_div_ps(_mm_mul_ps(SS, mj), den));
+        _mm_storeu_ps(p + j, pn);
+        if (w) _mm_storeu_ps(w + j, pn);
     }
 #endif
-    for (; j < n; j++) adam_one(p, g, m, v, j, b1, b2, c1, c2, step_size, inv_bc2_sqrt, eps, wd);
+    for (; j < n; j++) adam_one(p, g, m, v, w, j, b1, b2, c1, c2, step_size, inv_bc2_sqrt, eps, wd);
 }
 
 NN_HOT
-static void sgd_step(float *restrict p, const float *restrict g, float *restrict buf, long n,
-                     float lr, float mu, float wd) {
+static void sgd_step(float *restrict p, const float *restrict g, float *restrict buf,
+                     float *restrict w, long n, float lr, float mu, float wd) {
     if (mu != 0.0f) {
         for (long j = 0; j < n; j++) {
             float gj = g[j] + wd * p[j];
@@ -138,12 +145,17 @@ static void sgd_step(float *restrict p, const float *restrict g, float *restrict
     } else {
         for (long j = 0; j < n; j++) p[j] -= lr * (g[j] + wd * p[j]);
     }
+    if (w) memcpy(w, p, (size_t)n * sizeof *w);
 }
 
 void optim_step(optim *o, float *params, const float *grads) {
+    optim_step_copy(o, params, grads, NULL);
+}
+
+void optim_step_copy(optim *o, float *params, const float *grads, float *copy) {
     o->t++;
     if (o->kind == OPT_SGD) {
-        sgd_step(params, grads, o->m, o->n, o->lr, o->momentum, o->weight_decay);
+        sgd_step(params, grads, o->m, copy, o->n, o->lr, o->momentum, o->weight_decay);
         return;
     }
     /* bias corrections in double, as PyTorch computes them in Python */
@@ -151,6 +163,6 @@ void optim_step(optim *o, float *params, const float *grads) {
     double bc2 = 1.0 - pow((double)o->beta2, (double)o->t);
     float step_size = (float)(o->lr / bc1);
     float inv_bc2_sqrt = (float)(1.0 / sqrt(bc2));
-    adam_step(params, grads, o->m, o->v, o->n, o->beta1, o->beta2, step_size, inv_bc2_sqrt,
-              o->eps, o->weight_decay);
+    adam_step(params, grads, o->m, o->v, copy, o->n, o->beta1, o->beta2, step_size,
+              inv_bc2_sqrt, o->eps, o->weight_decay);
 }

@@ -67,6 +67,8 @@ nl_status nn_train_epoch(model *m, optim *o, const float *x, const int32_t *y, l
     rng_shuffle_u32(r, perm, (size_t)n);
 
     const int IN = m->in_size;
+    const int plain = !h || (!h->pre_forward && !h->post_step);
+    int weff_fresh = 0;
     double loss_sum = 0;
     long hits = 0, done = 0;
     for (long start = 0; start < n; start += batch) {
@@ -74,7 +76,7 @@ nl_status nn_train_epoch(model *m, optim *o, const float *x, const int32_t *y, l
         gather_rows(m->xb, m->yb, x, y, perm + start, B, IN);
         if (h && h->pre_forward)
             h->pre_forward(h->ctx, m);
-        else
+        else if (!weff_fresh)
             model_sync_weff(m);
         const float *logits = nn_forward_observed(m, m->xb, B, h);
         int correct = 0;
@@ -94,7 +96,14 @@ nl_status nn_train_epoch(model *m, optim *o, const float *x, const int32_t *y, l
             st->nonfinite = 1;
             break;
         }
-        optim_step(o, m->params, m->grads);
+        /* without hooks that own weff or touch params after the step, the
+         * step itself leaves weff = params for the next forward */
+        if (plain) {
+            optim_step_copy(o, m->params, m->grads, m->weff);
+            weff_fresh = 1;
+        } else {
+            optim_step(o, m->params, m->grads);
+        }
         if (h && h->post_step) h->post_step(h->ctx, m);
     }
     free(perm);
