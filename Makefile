@@ -84,6 +84,7 @@ check: deps
 	$(MAKE) all $(BUILD)/check_all
 	$(BUILD)/check_all
 	bash tests/e2e_mpirun.sh
+	bash tests/e2e_errors.sh
 	bash tests/e2e_slurm.sh
 
 demo: deps all

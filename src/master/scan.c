@@ -281,6 +281,17 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
         if (left)
             log_warn("%d of %d trials not finished; continue with: nnlo-c %s --out %s --resume", left, M.n,
                      s->source, M.out);
+        /* Every trial failed: most likely the data or the config, not the
+         * hyperparameters. Say so, with the first reason, and fail. */
+        int done = 0, failed = 0, first = -1;
+        for (int i = 0; i < M.n; i++) {
+            if (M.t[i].state != 2) continue;
+            if (M.t[i].res.status == TRIAL_DONE) done++;
+            else if (failed++ == 0) first = i;
+        }
+        if (st == NL_OK && done == 0 && failed > 0)
+            st = nl_err(e, NL_ERR_DATA, "all %d finished trials failed; trial %d: %s", failed, first,
+                        M.t[first].res.reason);
     }
     goto done;
 
