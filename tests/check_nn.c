@@ -407,7 +407,11 @@ static void check_big_batch(const layer_spec *sp, int ns, int IN, int B, uint64_
     fill_uniform(x, (long)B * IN, &r, -1.5f, 1.5f);
     fill_uniform(d, (long)B * C, &r, -1, 1);
     memcpy(z, model_forward(m, x, B), sizeof(float) * B * C);
+    float *dcopy = malloc(sizeof(float) * B * C);
+    memcpy(dcopy, d, sizeof(float) * B * C);
     model_backward(m, x, d, B);
+    ck_assert_int_eq(memcmp(d, dcopy, sizeof(float) * B * C), 0); /* dlogits is const */
+    free(dcopy);
     memcpy(g, m->grads, sizeof(float) * m->n_params);
     float *zs = malloc(sizeof(float) * B * C);
     for (int s = 0; s < B; s++) {
@@ -831,6 +835,14 @@ START_TEST(test_quant_big_batch_chunks) {
                         spec_kind(LAYER_RELU), spec_dense(3)};
     sp[1].quant = (fixed_spec){1, 1, 6, FX_SAT, FX_RND};
     check_big_batch(sp, 5, 5, 600, 22);
+    /* a quantizer as the last layer (quantized logits): backward copies
+     * dlogits once into its own buffer, never writing the caller's */
+    layer_spec sq[4] = {spec_kind(LAYER_QUANT), spec_dense(7), spec_kind(LAYER_RELU),
+                        spec_dense(3)};
+    sq[0].quant = (fixed_spec){1, 2, 5, FX_SAT, FX_RND};
+    layer_spec sl[5] = {sq[0], sq[1], sq[2], sq[3], spec_kind(LAYER_QUANT)};
+    sl[4].quant = (fixed_spec){1, 1, 4, FX_SAT, FX_RND};
+    check_big_batch(sl, 5, 4, 300, 23);
 }
 END_TEST
 

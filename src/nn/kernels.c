@@ -2,7 +2,8 @@
  * ReLU, the activation quantizer's STE mask, fused softmax cross-entropy.
  * Nothing here allocates, keeps state or knows about the model: every
  * function takes pointers with a shape comment. Backward kernels accumulate
- * (+=) unless the _set variant says it overwrites (saves zeroing grads). */
+ * (+=); nn_dense_backward_beta(accumulate = 0) overwrites instead, so the
+ * model never spends a pass zeroing its gradients. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
