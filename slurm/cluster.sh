@@ -17,6 +17,8 @@
 set -euo pipefail
 
 prog=${0##*/}
+# Present while a munged started by this script runs (holds its pid).
+MUNGE_MARK=/run/lock/nnlo-c-munged.started
 
 die() {
     printf '%s: error: %s\n' "$prog" "$*" >&2
@@ -78,15 +80,19 @@ munge_ok() {
 }
 
 # ensure_munge DIR: make `munge -n | unmunge` work; record in DIR whether we
-# started munged (then `stop` may stop it again).
+# started munged (then `stop` may stop it again). Returns holding the munge
+# lock (fd 8): the caller releases it once its slurmctld runs, so a `stop`
+# elsewhere never sees "no Slurm daemons" and kills munged under our feet.
 ensure_munge() {
     local dir=$1 key=/etc/munge/munge.key i
     exec 8>/run/lock/nnlo-c-munge.lock
     flock 8
     if munge_ok; then
         # Already running (system service or another cluster of ours).
-        [[ -e $dir/munged.ours ]] || echo 0 >"$dir/munged.ours"
-        flock -u 8
+        if [[ ! -e $dir/munged.ours ]]; then
+            # 1 if another cluster.sh started this munged, 0 if a service did.
+            if [[ -e $MUNGE_MARK ]]; then echo 1; else echo 0; fi >"$dir/munged.ours"
+        fi
         return 0
     fi
     command -v munged >/dev/null || die "munged not found: apt-get install munge"
@@ -115,7 +121,7 @@ ensure_munge() {
         die "munged started but 'munge -n | unmunge' fails (log above)"
     fi
     echo 1 >"$dir/munged.ours"
-    flock -u 8
+    cat /run/munge/munged.pid >"$MUNGE_MARK"
 }
 
 # node_addr: print the address slurm should use for this host.
@@ -203,6 +209,14 @@ node_state() {
     SLURM_CONF=$1/slurm.conf timeout 10 sinfo -h -N -o '%t' 2>/dev/null | head -n 1
 }
 
+# fail_start DIR MESSAGE: show the daemons' logs, undo the start, exit 1.
+fail_start() {
+    show_logs "$1"
+    stop_daemons "$1"
+    stop_munge_if_ours
+    die "$2; daemon logs above, all files in $1"
+}
+
 cmd_start() {
     local dir=$1 cpus=$2 t0 limit state i
     command -v slurmctld >/dev/null || die "slurmctld not found: apt-get install slurm-wlm"
@@ -225,17 +239,15 @@ cmd_start() {
     export SLURM_CONF=$dir/slurm.conf
     # -i: ignore (absent) saved state; daemons fork into the background.
     if ! slurmctld -i -f "$SLURM_CONF" 8>&- 9>&-; then
-        show_logs "$dir"
-        die "slurmctld failed to start"
+        fail_start "$dir" "slurmctld failed to start"
     fi
     for ((i = 0; i < 100; i++)); do
         pid_alive "$dir/slurmctld.pid" && break
         sleep 0.1
     done
+    flock -u 8
     if ! slurmd -f "$SLURM_CONF" -N "$(hostname -s)" 8>&- 9>&-; then
-        show_logs "$dir"
-        stop_daemons "$dir"
-        die "slurmd failed to start"
+        fail_start "$dir" "slurmd failed to start"
     fi
     limit=${NNLO_SLURM_START_TIMEOUT:-60}
     state=
@@ -249,33 +261,44 @@ cmd_start() {
         sleep 0.25
     done
     if [[ $state != idle ]]; then
-        show_logs "$dir"
         SLURM_CONF=$dir/slurm.conf timeout 10 sinfo -N -l >&2 2>&1 || true
-        stop_daemons "$dir"
-        die "node not idle after ${limit}s (state '${state:-none}'); logs above"
+        fail_start "$dir" "node not idle (state '${state:-none}', waited up to ${limit}s)"
     fi
     note "up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s: export SLURM_CONF=$dir/slurm.conf"
 }
 
-# kill_pidfile PIDFILE: TERM the process, wait up to 15 s, then KILL.
-kill_pidfile() {
-    local f=$1 pid i
-    pid_alive "$f" || { rm -f "$f"; return 0; }
-    pid=$(<"$f")
-    kill -TERM "$pid" 2>/dev/null || true
+# kill_pidfiles PIDFILE...: TERM all these processes at once, wait up to
+# 15 s for them to exit, then KILL what is left; remove the pid files.
+kill_pidfiles() {
+    local f pid i pids=() left
+    for f in "$@"; do
+        if pid_alive "$f"; then
+            pid=$(<"$f")
+            pids+=("$pid")
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    done
     for ((i = 0; i < 150; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        left=0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && left=1
+        done
+        [[ $left -eq 0 ]] && break
         sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
-        note "pid $pid ($f) ignored SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
+    for pid in "${pids[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            note "pid $pid ignored SIGTERM for 15 s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "${pids[@]}"; do
         for ((i = 0; i < 50; i++)); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-    fi
-    rm -f "$f"
+    done
+    rm -f "$@"
 }
 
 # stray_stepds DIR: print pids of slurmstepd processes that use DIR/spool
@@ -294,11 +317,32 @@ stray_stepds() {
 
 stop_daemons() {
     local dir=$1 pid
-    kill_pidfile "$dir/slurmd.pid"
-    kill_pidfile "$dir/slurmctld.pid"
+    kill_pidfiles "$dir/slurmd.pid" "$dir/slurmctld.pid"
     for pid in $(stray_stepds "$dir"); do
         kill -KILL "$pid" 2>/dev/null || true
     done
+}
+
+# stop_munge_if_ours: stop munged if a cluster.sh started it (MUNGE_MARK
+# names its pid) and no Slurm daemon is left on this machine. The last of
+# several clusters to stop thus stops it; a munged we did not start (the
+# system service) is never touched.
+stop_munge_if_ours() {
+    local pid
+    [[ -e $MUNGE_MARK ]] || return 0
+    exec 8>/run/lock/nnlo-c-munge.lock
+    flock 8
+    pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
+    if [[ $(cat "$MUNGE_MARK" 2>/dev/null) != "$pid" ]]; then
+        # Our munged is gone or was replaced by someone else's.
+        rm -f "$MUNGE_MARK"
+    elif pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+        note "leaving munged running: other Slurm daemons still use it"
+    else
+        kill_pidfiles /run/munge/munged.pid
+        rm -f "$MUNGE_MARK"
+    fi
+    flock -u 8
 }
 
 cmd_stop() {
@@ -319,17 +363,7 @@ cmd_stop() {
         fi
     fi
     stop_daemons "$dir"
-    if [[ $(cat "$dir/munged.ours" 2>/dev/null) == 1 ]]; then
-        # We started munged: stop it, unless another Slurm still uses it.
-        if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
-            note "leaving munged running: other Slurm daemons still use it"
-        else
-            exec 8>/run/lock/nnlo-c-munge.lock
-            flock 8
-            kill_pidfile /run/munge/munged.pid
-            flock -u 8
-        fi
-    fi
+    stop_munge_if_ours
     rm -f "$dir/munged.ours"
 }
 
@@ -382,6 +416,8 @@ main() {
     fi
     if [[ -d $dir ]]; then
         dir=$(cd "$dir" && pwd -P)
+        # slurm.conf has no quoting: a path with blanks or '#' breaks it.
+        [[ $dir != *[[:space:]#=]* ]] || die "DIR must not contain blanks, '#' or '=': $dir"
     elif [[ $cmd == env ]]; then
         die "$dir does not exist (run: $prog start $dir)"
     fi
