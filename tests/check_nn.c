@@ -3,6 +3,7 @@
  * whole model), hand-computed optimizer steps, the model's layout and
  * errors, the training loop's hooks, and a small MLP that must learn a
  * separable problem deterministically. QUANT layers have their own TCase. */
+#include <cblas.h>
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -688,10 +689,12 @@ START_TEST(test_train_epoch_hooks_and_batches) {
     hook_log log = {0};
     train_hooks h = {&log, h_pre, h_post_bw, h_post_step, h_observe};
     epoch_stats st, ev;
+    openblas_set_num_threads(2);
     ck_assert_int_eq(nn_train_epoch(m, &o, x, y, N, 4, &r, &h, &st, &e), NL_OK);
     ck_assert_int_eq(log.pre, 3); /* 4 + 4 + 2 */
     ck_assert_int_eq(log.post_bw, 3);
     ck_assert_int_eq(log.post_step, 3);
+    ck_assert_int_eq(openblas_get_num_threads(), 2); /* small-model override undone */
     ck_assert_int_eq(log.observed[0], 3);
     ck_assert_int_eq(log.observed[1], 3);
     ck_assert_int_eq(log.observed[2], 3);
