@@ -5,7 +5,7 @@
  *   cc -O2 -march=x86-64-v2 -std=c11 -D_DEFAULT_SOURCE -Iinclude \
  *     $(pkg-config --cflags openblas) bench/bench_nn.c src/nn/[a-z]*.c src/util/[a-z]*.c \
  *     $(pkg-config --libs openblas) -lm -o build/bench_nn
- *   OPENBLAS_NUM_THREADS=1 build/bench_nn [jet256|jet1024|fmlp|infer|all] [epochs] */
+ *   OPENBLAS_NUM_THREADS=1 build/bench_nn [jet256|jet1024|fmlp|fmlpsgd|jetq|all] [epochs] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +39,21 @@ static void make_blobs(float *x, int32_t *y, long n, int d, int k, float spread,
     free(c);
 }
 
+/* quant != 0: an ap_fixed<16,6> activation quantizer after every Dense
+ * (what a quantized trial trains), to see what QUANT layers cost. */
 static void run(const char *label, const int *units, int n_dense, int in, int classes, long n,
-                int batch, optim_kind ok, int epochs) {
-    layer_spec specs[16];
+                int batch, optim_kind ok, int epochs, int quant) {
+    layer_spec specs[24];
     int ns = 0;
     for (int l = 0; l < n_dense; l++) {
         memset(&specs[ns], 0, sizeof specs[ns]);
         specs[ns].kind = LAYER_DENSE;
         specs[ns++].units = units[l];
+        if (quant) {
+            memset(&specs[ns], 0, sizeof specs[ns]);
+            specs[ns].kind = LAYER_QUANT;
+            specs[ns++].quant = (fixed_spec){1, 5, 10, FX_SAT, FX_RND};
+        }
         if (l + 1 < n_dense) {
             memset(&specs[ns], 0, sizeof specs[ns]);
             specs[ns++].kind = LAYER_RELU;
@@ -98,9 +105,10 @@ int main(int argc, char **argv) {
     int epochs = argc > 2 ? atoi(argv[2]) : 5;
     static const int jet[] = {64, 32, 32, 5}, fmlp[] = {256, 128, 10};
     int all = strcmp(which, "all") == 0;
-    if (all || strcmp(which, "jet256") == 0) run("jet", jet, 4, 16, 5, 100000, 256, OPT_ADAM, epochs);
-    if (all || strcmp(which, "jet1024") == 0) run("jet", jet, 4, 16, 5, 100000, 1024, OPT_ADAM, epochs);
-    if (all || strcmp(which, "fmlp") == 0) run("fmlp", fmlp, 3, 784, 10, 60000, 256, OPT_ADAM, epochs);
-    if (all || strcmp(which, "fmlpsgd") == 0) run("fmlp", fmlp, 3, 784, 10, 60000, 256, OPT_SGD, epochs);
+    if (all || strcmp(which, "jet256") == 0) run("jet", jet, 4, 16, 5, 100000, 256, OPT_ADAM, epochs, 0);
+    if (all || strcmp(which, "jet1024") == 0) run("jet", jet, 4, 16, 5, 100000, 1024, OPT_ADAM, epochs, 0);
+    if (all || strcmp(which, "fmlp") == 0) run("fmlp", fmlp, 3, 784, 10, 60000, 256, OPT_ADAM, epochs, 0);
+    if (all || strcmp(which, "fmlpsgd") == 0) run("fmlp", fmlp, 3, 784, 10, 60000, 256, OPT_SGD, epochs, 0);
+    if (strcmp(which, "jetq") == 0) run("jet+q", jet, 4, 16, 5, 100000, 256, OPT_ADAM, epochs, 1);
     return 0;
 }
