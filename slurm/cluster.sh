@@ -225,7 +225,7 @@ cmd_start() {
     exec 9>"$dir/.lock"
     flock 9
     if pid_alive "$dir/slurmctld.pid" && pid_alive "$dir/slurmd.pid"; then
-        note "already running in $dir"
+        note "already running in $dir (to change --cpus: stop, then start)"
         return 0
     fi
     # Half-up (one daemon died): start over cleanly.

@@ -2,8 +2,8 @@
 # e2e_slurm_lib.sh — sourced by end-to-end tests that need a real Slurm:
 # starts a private one-node cluster (slurm/cluster.sh) in a temporary folder,
 # runs srun/sbatch against it with time limits, and tears it down on EXIT.
-# It does not set shell options (-e/-u) for the caller, and never touches
-# /etc/slurm or another cluster. Functions return 77 (the automake "skip"
+# It does not set shell options for the caller, works under set -euo
+# pipefail, and never touches /etc/slurm or another cluster. Functions return 77 (the automake "skip"
 # code) when Slurm cannot run here; the caller decides to exit 77.
 #
 #   . tests/e2e_slurm_lib.sh
@@ -42,7 +42,7 @@ slurm_available() {
 # Returns 77 (after 'SKIP: ...') if Slurm is missing, 1 if it fails to start
 # (the daemons' log tails are on stderr).
 slurm_up() {
-    local rc prev
+    local prev
     slurm_available || return $?
     if [[ -n $SLURM_TEST_DIR ]] && "$SLURM_CLUSTER_SH" status "$SLURM_TEST_DIR" >/dev/null 2>&1; then
         return 0
@@ -57,9 +57,7 @@ slurm_up() {
         # shellcheck disable=SC2064 # expand the caller's trap now
         trap "${prev:+$prev; }slurm_down" EXIT
     fi
-    "$SLURM_CLUSTER_SH" start "$SLURM_TEST_DIR" "$@"
-    rc=$?
-    if [[ $rc -ne 0 ]]; then
+    if ! "$SLURM_CLUSTER_SH" start "$SLURM_TEST_DIR" "$@"; then
         echo "slurm_up: cluster failed to start (folder $SLURM_TEST_DIR)" >&2
         return 1
     fi
@@ -96,7 +94,8 @@ slurm_sbatch() {
 # slurm_job_state JOBID: print the job's state (PENDING, RUNNING,
 # COMPLETED, CANCELLED, FAILED, TIMEOUT, ...), or nothing if unknown.
 slurm_job_state() {
-    scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -n 1
+    { scontrol show job "$1" 2>/dev/null || true; } |
+        sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -n 1
 }
 
 # slurm_wait_state JOBID STATE SECONDS: wait until the job is in STATE.
