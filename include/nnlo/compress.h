@@ -76,6 +76,16 @@ nl_status compress_train(compress *c, model *m, optim *o, const cfg_training *t,
                          const train_data *d, rng_t *r, epoch_callback cb, void *ctx,
                          nl_error *e);
 
+/* Wanda's one-shot post-training mode (the paper's): runs up to `batches`
+ * calibration batches of training.batch_size rows of x (n, in_size), in
+ * order, through the model with its current dense weights (P = identity,
+ * quantizers as configured), accumulates every prunable layer's input
+ * norms, computes the masks as the wanda config says (budgets, per unit or
+ * per layer, N:M) and freezes them: weff and compress_report then show the
+ * pruned model, and a later compress_train keeps these masks (fine-tuning).
+ * NL_ERR_CONFIG unless c was created with pruning_method: wanda. */
+nl_status compress_wanda_oneshot(compress *c, const float *x, long n, int batches, nl_error *e);
+
 /* ---- what the other layers read back ------------------------------------ */
 
 typedef struct {

@@ -24,9 +24,9 @@ static const prune_ops *const registry[] = {
     [PRUNE_CS] = NULL,
     [PRUNE_DST] = NULL,
     [PRUNE_AUTOSPARSE] = NULL,
-    [PRUNE_WANDA] = NULL,
-    [PRUNE_ACTIVATION] = NULL,
-    [PRUNE_MDMM] = NULL,
+    [PRUNE_WANDA] = &prune_wanda_ops,
+    [PRUNE_ACTIVATION] = &prune_activation_ops,
+    [PRUNE_MDMM] = &prune_mdmm_ops,
 };
 #define N_METHODS ((int)(sizeof registry / sizeof registry[0]))
 

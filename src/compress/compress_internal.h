@@ -143,4 +143,45 @@ int cm_input_bits(const compress *c, const cl_layer *L);
 /* weff for every Dense layer from params in the current stage. */
 void cm_pre_forward(compress *c);
 
+/* ---- wanda, activation_pruning, mdmm (wanda.c, activation.c, mdmm.c) ------ */
+
+extern const prune_ops prune_wanda_ops;
+extern const prune_ops prune_activation_ops;
+extern const prune_ops prune_mdmm_ops;
+
+/* Wanda scores S[i, o] = |W[i, o]| sqrt(sqsum[i]) of an (in, out) kernel
+ * (NaN scores become 0: pruned first). */
+void wanda_scores(const float *w, int in, int out, const double *sqsum, float *score);
+/* mask = 0 for the lowest scores: lround(ratio in) per output unit, or
+ * lround(ratio n) over the layer (per_layer); ties by index (lower index
+ * pruned first). scratch: n (per_layer) or in entries; col: in floats.
+ * Returns the number pruned. */
+long wanda_mask(const float *score, int in, int out, double ratio, int per_layer, float *mask,
+                cm_entry *scratch, float *col);
+/* N:M: per output unit, in each group of M consecutive inputs keep the
+ * `keep` highest scores (ties: lower index kept); a short tail group of g
+ * keeps ceil(keep g / M). Returns the number pruned. */
+long wanda_nm_mask(const float *score, int in, int out, int keep, int M, float *mask);
+/* Survivors per group of M: N (keep_n) or M - N (prune_n, PQuant's). */
+int wanda_nm_keep(int N, int M, prune_nm_convention conv);
+
+/* CLNP: active[o] += number of rows b with pre[b, o] > 0. */
+void clnp_count(const float *pre, int B, int out, double *active);
+/* Kernel mask of an (in, out) layer: unit o kept iff active[o] / samples >
+ * threshold (samples 0: kept). Returns the number of pruned units. */
+int clnp_mask(const double *active, double samples, int in, int out, double threshold,
+              float *mask);
+
+/* MDMM sparsity metric f = (s^2 - L0^2) ||w||_1 / N (N = n if mean_scale, else 1),
+ * L0 = mean(|w| <= eps) or mean(exp(-100 w^2)); dfdw (n, may be NULL)
+ * receives df/dw (the coarse L0 counts as constant). */
+double mdmm_sparsity_metric(const float *w, long n, double eps, mdmm_l0_mode mode,
+                            double s_target, int mean_scale, double *dfdw);
+/* h of the constraint type at f; *dhdf its derivative (0 at the kink). */
+double mdmm_infeasibility(double f, double target, mdmm_constraint type, double *dhdf);
+/* scale (lambda h + damping h^2 / 2) for one layer from p's keys; *h gets
+ * h; if g is not NULL the penalty's gradient is added to it (scratch: n). */
+double mdmm_penalty(const float *w, long n, const cfg_pruning *p, double lambda, double *h,
+                    double *scratch, float *g);
+
 #endif
