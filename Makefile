@@ -36,6 +36,7 @@ DEPS_data     := util config data
 DEPS_nn       := util nn
 DEPS_compress := util config nn compress
 DEPS_prune_data := util config nn compress
+DEPS_prune_sparse := util config nn compress
 DEPS_fpga     := util config fpga
 DEPS_io       := util config data nn compress fpga io
 DEPS_comm     := util comm

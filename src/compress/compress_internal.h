@@ -143,6 +143,68 @@ int cm_input_bits(const compress *c, const cl_layer *L);
 /* weff for every Dense layer from params in the current stage. */
 void cm_pre_forward(compress *c);
 
+/* ---- cs, dst, autosparse (cs.c, dst.c, autosparse.c) ---------------------- */
+
+extern const prune_ops prune_cs_ops;
+extern const prune_ops prune_dst_ops;
+extern const prune_ops prune_autosparse_ops;
+
+/* Thresholds of an (in, out) kernel: out (channelwise: one per output
+ * unit, PQuant's weight.shape[0]), in * out (weightwise) or 1 (layerwise).
+ * Entry (i, o) = j = i out + o uses threshold o, j or 0. */
+long sparse_n_thresholds(prune_threshold_type tt, int in, int out);
+/* plan helper: one segment "<layer>/<suffix>" per prunable Dense of specs,
+ * in * out values (per_weight) or sparse_n_thresholds(p->threshold_type). */
+nl_status sparse_plan(const layer_spec *specs, int n_specs, int in_size, const cfg_pruning *p,
+                      const char *suffix, int per_weight, char ***names, long **lens, int *n,
+                      nl_error *e);
+/* off[li] = the params offset of layer li's segment (-1 if not prunable);
+ * NL_ERR_INVALID naming the segment when the model lacks it. */
+nl_status sparse_find_segments(compress *c, const char *suffix, int per_weight, long *off,
+                               nl_error *e);
+
+/* CS: c = 1 / sigmoid(s0) = 1 + exp(-s0); beta's factor per epoch
+ * final_temp^(1/(E-1)) (final_temp when E <= 1). */
+double cs_scale(double s0);
+double cs_beta_factor(double final_temp, int E);
+/* m = c sigmoid(beta s), out = m w (out may be NULL). */
+void cs_forward(const float *w, const float *s, long n, double beta, double scale, float *m,
+                float *out);
+/* In place g = dL/dout -> dL/dw = g m; gs += g w dm/ds. */
+void cs_backward(const float *w, const float *m, long n, double beta, double scale, float *g,
+                 float *gs);
+/* Returns lambda sum m (m > 0: its L1 norm); gs += lambda dm/ds (gs may be NULL). */
+double cs_l1(const float *m, long n, double beta, double scale, double lambda, float *gs);
+/* s = min(beta s, s0). */
+void cs_round_reset(float *s, long n, double beta, double s0);
+double cs_beta(const compress *c);   /* current beta (tests) */
+
+/* DST: surrogate of step'(x): 2 - 4|x| (|x| <= 0.4), 0.4 (|x| <= 1), else 0. */
+float dst_step_grad(float x);
+/* mask = (|w| - T > 0), o = mask w (o may be NULL); returns the number pruned. */
+long dst_forward(const float *w, int in, int out, const float *T, prune_threshold_type tt,
+                 float *mask, float *o);
+/* In place g -> dL/dw = g mask + g |w| step'(x); gT -= g w step'(x). */
+void dst_backward(const float *w, int in, int out, const float *T, prune_threshold_type tt,
+                  float *g, float *gT);
+/* Returns alpha sum exp(-T); gT -= alpha exp(-T) (gT may be NULL). */
+double dst_penalty(const float *T, long nT, double alpha, float *gT);
+/* Collapse guard: T <= just below the largest |w| of its group. gmax: nT floats. */
+void dst_clamp(const float *w, int in, int out, float *T, prune_threshold_type tt, float *gmax);
+
+/* AutoSparse: alpha0 max((1 + cos(pi e/E))/2, 1 - sigmoid(-6 + 12 e/E)), 0 once
+ * e >= reset_epoch. */
+double autosparse_alpha(double alpha0, int e, int E, int reset_epoch);
+/* sT = sigmoid(T) (nT floats), x = |w| - sT, mask = x > 0, o = sign(w) relu(x)
+ * (o may be NULL or w itself); returns the number pruned. */
+long autosparse_forward(const float *w, int in, int out, const float *T, prune_threshold_type tt,
+                        float *sT, float *mask, float *o);
+/* In place g -> dL/dw = g d (d = 1 if x > 0 else alpha; 0 where w = 0);
+ * gT -= g d sign(w) sT (1 - sT). sT from the forward. */
+void autosparse_backward(const float *w, int in, int out, const float *sT,
+                         prune_threshold_type tt, float alpha, float *g, float *gT);
+double autosparse_current_alpha(const compress *c); /* tests */
+
 /* ---- wanda, activation_pruning, mdmm (wanda.c, activation.c, mdmm.c) ------ */
 
 extern const prune_ops prune_wanda_ops;
