@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include "cli/cli_internal.h"
 #include "nnlo/cli.h"
 #include "nnlo/data.h"
 #include "nnlo/json.h"
@@ -53,6 +54,9 @@ static void usage(FILE *f) {
             "      run one trial (e.g. <out>/trials/<id>/trial.yaml: same metrics, bit for bit)\n"
             "  nnlo-c data jets OUT.h5 [--samples N] [--seed S]\n"
             "  nnlo-c data fashion-mnist OUTDIR [--source DIR]\n"
+            "  nnlo-c estimate MODEL [--hls4ml-config FILE] [--part P] [--clock-ns NS] [--strategy S]\n"
+            "      [--reuse-factor N] [--precision T] [--json]   FPGA cost (docs/estimate.md)\n"
+            "  nnlo-c import KERAS.h5 OUT.h5   |   nnlo-c export MODEL --hls4ml DIR\n"
             "  nnlo-c --version | --help\n\n"
             "exit codes: 0 success (also a scan drained by SIGTERM/SIGUSR1), 1 run failed,\n"
             "2 bad usage or configuration. Docs: README.md, docs/config.md.\n",
@@ -243,6 +247,9 @@ int cli_main(int argc, char **argv) {
     if (!strcmp(cmd, "scan")) return cmd_scan(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
+    if (!strcmp(cmd, "estimate")) return cmd_estimate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);
     if (cmd[0] != '-' && (strstr(cmd, ".yaml") || strstr(cmd, ".yml") || fs_exists(cmd)))
         return cmd_scan(argc - 1, argv + 1);
     fprintf(stderr, "nnlo-c: unknown command '%s'\n\n", cmd);

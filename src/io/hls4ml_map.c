@@ -1,0 +1,155 @@
+/* hls4ml_map.c — the one place that decides what hls4ml builds from an
+ * nnlo-c network: fpga_layers for the estimator (estimate, the scan) and
+ * the per-layer types the export writes. A QUANT layer becomes the result
+ * type of the layer before it (or the input type); every layer's input
+ * type is the previous result type; weights are quantized to their type.
+ * Allocates the layer array and the quantized values; never prints. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nnlo/hls4ml.h"
+
+fixed_spec hls4ml_auto_accum(const fixed_spec *in, const fixed_spec *w, const fixed_spec *b, int n_in) {
+    int lg = 0;
+    while ((1L << lg) < n_in) lg++;                    /* ceil(log2 n_in) */
+    int bw = fixed_width(w) + fixed_width(in) + lg;     /* hls4ml 'integer' counts the sign */
+    int ints = (w->k + w->i) + (in->k + in->i) + lg;
+    int sgn = w->k || in->k;
+    int frac = bw - ints;
+    int bi = b->k + b->i, bf = b->f;
+    int a = ints + (b->k && !sgn), c = bi + (sgn && !b->k);
+    ints = (a > c ? a : c) + 1;                          /* bias alignment (infer_no_bias is off) */
+    bw = ints + (frac > bf ? frac : bf);
+    sgn = sgn || b->k;
+    return (fixed_spec){sgn, ints - sgn, bw - ints, FX_WRAP, FX_TRN};
+}
+
+void hls4ml_net_free(hls4ml_net *n) {
+    if (!n) return;
+    free(n->layers);
+    free(n->of_layer);
+    free(n->values);
+    memset(n, 0, sizeof *n);
+}
+
+static nl_status strategy_check(const hls4ml_layer_cfg *lc, const cfg_fpga *f, nl_error *e) {
+    if (lc && lc->strategy >= 0 && lc->strategy != (int)f->strategy)
+        return nl_err(e, NL_ERR_CONFIG, "HLSConfig.LayerName.%s.Strategy differs from the model's Strategy; "
+                      "the estimator models one strategy per network (set it in HLSConfig.Model)", lc->name);
+    return NL_OK;
+}
+
+nl_status hls4ml_fpga_layers(const model *m, const modelio_layer_info *info, const char *softmax_name,
+                             const char *input_name, const hls4ml_config *hc, const cfg_fpga *base_fpga,
+                             hls4ml_net *out, nl_error *e) {
+    memset(out, 0, sizeof *out);
+    hls4ml_config dflt;
+    hls4ml_config_default(&dflt);
+    const hls4ml_config *c = hc ? hc : &dflt;
+    out->fpga = base_fpga ? *base_fpga : dflt.fpga;
+    if (hc) {
+        if (hc->has_part) snprintf(out->fpga.part, sizeof out->fpga.part, "%s", hc->fpga.part);
+        if (hc->has_clock) out->fpga.clock_period_ns = hc->fpga.clock_period_ns;
+        if (hc->has_strategy) out->fpga.strategy = hc->fpga.strategy;
+        if (hc->has_reuse) out->fpga.reuse_factor = hc->fpga.reuse_factor;
+    }
+    const fixed_spec P = c->precision;
+    fpga_options_default(&out->opt);  /* AUTO: what the export writes */
+    int accum_decided = hc == NULL;
+
+    NL_ASSERT(m->n_layers > 0);
+    size_t nl = (size_t)m->n_layers;
+    long nvals = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->layers[l].kind == LAYER_DENSE) nvals += (long)m->layers[l].in_size * m->layers[l].out_size + m->layers[l].out_size;
+    out->layers = calloc(nl + 1, sizeof *out->layers);
+    out->of_layer = calloc(nl, sizeof *out->of_layer);
+    out->values = malloc((size_t)(nvals > 0 ? nvals : 1) * sizeof *out->values);
+    if (!out->layers || !out->of_layer || !out->values) {
+        hls4ml_net_free(out);
+        return nl_err(e, NL_ERR_NOMEM, "out of memory mapping %d layers", m->n_layers);
+    }
+    nl_status st = NL_OK;
+    fixed_spec cur = P;
+    const hls4ml_layer_cfg *ic = hls4ml_config_layer(hc, input_name);
+    if (ic && ic->has_result && !ic->result_auto) cur = ic->result;
+    long vo = 0;
+    for (int l = 0; !st && l < m->n_layers; l++) {
+        const layer *L = &m->layers[l];
+        const hls4ml_layer_cfg *lc = hls4ml_config_layer(hc, L->name);
+        out->of_layer[l] = -1;
+        if ((st = strategy_check(lc, &out->fpga, e))) break;
+        if (L->kind == LAYER_QUANT) {
+            fixed_spec s = L->quant;
+            if (lc && lc->has_result && !lc->result_auto) s = lc->result;
+            if (out->n > 0) out->layers[out->n - 1].out_spec = s;
+            cur = s;
+            continue;
+        }
+        fpga_layer *f = &out->layers[out->n];
+        out->of_layer[l] = out->n++;
+        snprintf(f->name, sizeof f->name, "%s", L->name);
+        f->n_in = L->in_size;
+        f->n_out = L->out_size;
+        f->in_spec = cur;
+        f->out_spec = P;
+        if (lc && lc->reuse_factor > 0) f->reuse_factor = lc->reuse_factor;
+        if (L->kind == LAYER_RELU) {
+            f->kind = FPGA_LAYER_RELU;
+            f->w_spec = f->b_spec = P;
+            if (lc && lc->has_result && !lc->result_auto) f->out_spec = lc->result;
+            else if (lc && lc->has_result) f->out_spec = cur;  /* 'auto' result of an activation: its input */
+            cur = f->out_spec;
+            continue;
+        }
+        f->kind = FPGA_LAYER_DENSE;
+        int q = info && info[l].quantized;
+        f->w_spec = q ? info[l].w : P;
+        f->b_spec = q ? info[l].b : P;
+        if (q) f->out_spec = info[l].out;
+        if (lc && lc->has_w && !lc->w_auto) f->w_spec = lc->w;
+        if (lc && lc->has_b && !lc->b_auto) f->b_spec = lc->b;
+        if (lc && lc->has_result)
+            f->out_spec = lc->result_auto ? hls4ml_auto_accum(&f->in_spec, &f->w_spec, &f->b_spec, f->n_in)
+                                          : lc->result;
+        if (!accum_decided) {
+            /* hls4ml: the layer's accum, else the model's, else the model precision */
+            accum_decided = 1;
+            if (lc && lc->has_accum) {
+                out->opt.accum = lc->accum_auto ? FPGA_ACCUM_AUTO : FPGA_ACCUM_FIXED;
+                out->opt.accum_spec = lc->accum;
+            } else if (c->model_accum >= 0) {
+                out->opt.accum = c->model_accum ? FPGA_ACCUM_FIXED : FPGA_ACCUM_AUTO;
+                out->opt.accum_spec = c->model_accum_spec;
+            } else {
+                out->opt.accum = FPGA_ACCUM_FIXED;
+                out->opt.accum_spec = P;
+            }
+        }
+        long nw = (long)L->in_size * L->out_size;
+        float *w = out->values + vo, *b = w + nw;
+        fixed_quantize_array(&f->w_spec, m->weff + L->w_off, w, NULL, nw);
+        if (L->b_off >= 0) fixed_quantize_array(&f->b_spec, m->weff + L->b_off, b, NULL, L->out_size);
+        else memset(b, 0, (size_t)L->out_size * sizeof *b);
+        vo += nw + L->out_size;
+        f->w = w;
+        f->b = b;
+        cur = f->out_spec;
+    }
+    if (!st && softmax_name) {
+        fpga_layer *f = &out->layers[out->n++];
+        f->kind = FPGA_LAYER_SOFTMAX;
+        snprintf(f->name, sizeof f->name, "%s", softmax_name);
+        f->n_in = f->n_out = m->out_size;
+        f->in_spec = cur;
+        f->w_spec = f->b_spec = f->out_spec = P;
+        const hls4ml_layer_cfg *lc = hls4ml_config_layer(hc, softmax_name);
+        if (lc && lc->has_result && !lc->result_auto) f->out_spec = lc->result;
+        if (lc && lc->reuse_factor > 0) f->reuse_factor = lc->reuse_factor;
+        st = strategy_check(lc, &out->fpga, e);
+    }
+    if (st) { hls4ml_net_free(out); return st; }
+    out->input_spec = out->n > 0 ? out->layers[0].in_spec : cur;
+    return NL_OK;
+}
