@@ -22,4 +22,22 @@ if timeout 120 srun --mpi=none -n 2 "$NNLO" scan.yaml --out "$T/nopmix" > "$T/no
     fail "srun --mpi=none should fail"
 fi
 grep -q -- "--mpi=pmix" "$T/nopmix.err" || { cat "$T/nopmix.err"; fail "no --mpi=pmix hint"; }
+echo "== scancel --signal=USR1 drains the job, --resume finishes it"
+sed -i 's/epochs: 3/epochs: 300/' scan.yaml
+srun --mpi=pmix -n 3 "$NNLO" scan.yaml --out "$T/drain" --quiet > "$T/d1.out" 2> "$T/d1.err" &
+pid=$!
+for _ in $(seq 1 300); do
+    grep -q '"trial_end"' "$T/drain/journal.jsonl" 2>/dev/null && break
+    sleep 0.2
+done
+job=$(squeue -h -o %i | head -n 1)
+[ -n "$job" ] || fail "no running job to signal"
+scancel --signal=USR1 "$job"          # what --signal=USR1@300 does at the time limit
+for _ in $(seq 1 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -0 $pid 2>/dev/null && { scancel "$job"; fail "the drained job did not end within 60 s"; }
+wait $pid || { cat "$T/d1.err"; fail "the drained job did not exit 0"; }
+grep -q '"scan_drained"' "$T/drain/journal.jsonl" || { cat "$T/d1.err"; fail "no scan_drained event"; }
+slurm_srun -n 3 "$NNLO" scan.yaml --out "$T/drain" --resume --quiet > /dev/null 2> "$T/d2.err" ||
+    { cat "$T/d2.err"; fail "resume under srun failed"; }
+[ "$(grep -c '"trial_end"' "$T/drain/journal.jsonl")" -eq 4 ] || fail "resume did not finish exactly the 4 trials"
 echo "PASS e2e_slurm"

@@ -63,6 +63,17 @@ int comm_mpi_launched(void) {
 
 nl_status comm_mpi_open(int *argc, char ***argv, comm **out, nl_error *e) {
     *out = NULL;
+    /* An srun step without PMIx (--mpi=none / pmi2): Open MPI would abort
+     * inside MPI_Init with a message that does not say what to do. Under
+     * pmix, srun sets PMIX_RANK; mpirun sets OMPI_COMM_WORLD_SIZE. The batch
+     * shell itself has no SLURM_STEP_ID and runs as a singleton. */
+    if (getenv("SLURM_STEP_ID") && !getenv("PMIX_RANK") && !getenv("OMPI_COMM_WORLD_SIZE")) {
+        const char *t = getenv("SLURM_MPI_TYPE");
+        return nl_err(e, NL_ERR_COMM,
+                      "srun started nnlo-c without PMIx (SLURM_MPI_TYPE=%s): Open MPI cannot reach "
+                      "the other ranks. Launch with `srun --mpi=pmix nnlo-c ...` (or set "
+                      "MpiDefault=pmix in slurm.conf)", t ? t : "none");
+    }
     if (MPI_Init(argc, argv) != MPI_SUCCESS) return nl_err(e, NL_ERR_COMM, "MPI_Init failed");
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
