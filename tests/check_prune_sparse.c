@@ -155,6 +155,17 @@ START_TEST(test_dst_mask_hand) {
     ck_assert_int_eq(dst_forward(w, 2, 3, Tbig, THRESH_CHANNELWISE, mask, NULL), 2);
     const float eb[6] = {1, 1, 1, 0, 1, 0};  /* unit maxima 0.5 and 0.9 survive */
     for (int j = 0; j < 6; j++) ck_assert_float_eq(mask[j], eb[j]);
+    /* Weightwise: T <= |w| + 1 (x stays where the surrogate is nonzero). */
+    float Tw2[6] = {5.0f, 0.5f, -1.0f, 1.2f, 3.0f, 1.0f};
+    dst_clamp(w, 2, 3, Tw2, THRESH_WEIGHTWISE, gmax);
+    ck_assert(Tw2[0] < 1.5f && Tw2[0] > 1.4999f);
+    ck_assert_float_eq(Tw2[1], 0.5f);
+    ck_assert_float_eq(Tw2[2], -1.0f);
+    ck_assert(Tw2[3] < 1.1f && Tw2[3] > 1.0999f);
+    ck_assert(Tw2[4] < 1.3f && Tw2[4] > 1.2999f);
+    ck_assert_float_eq(Tw2[5], 1.0f);
+    for (int j = 0; j < 6; j++)  /* every pruned weight can still move */
+        if (fabsf(w[j]) - Tw2[j] <= 0) ck_assert_float_gt(dst_step_grad(fabsf(w[j]) - Tw2[j]), 0.0f);
 }
 END_TEST
 
@@ -279,6 +290,18 @@ START_TEST(test_autosparse_mask_hand) {
     ck_assert_float_eq_tol(o[1], -0.16f, 1e-6f);
     ck_assert_float_eq_tol(o[5], -0.01f, 1e-6f);
     ck_assert_float_eq_tol(o[2], 0.86f, 1e-6f);
+    /* Guard: sigmoid(T) stays just below each unit's largest |w|, so the
+     * unit keeps it; thresholds already below are untouched. */
+    float Tg[3] = {3.0f, logitf_(0.25), 0.0f}, gmax[3];
+    autosparse_clamp(w, 2, 3, Tg, THRESH_CHANNELWISE, gmax);
+    ck_assert_float_eq(Tg[1], logitf_(0.25));
+    ck_assert_int_eq(autosparse_forward(w, 2, 3, Tg, THRESH_CHANNELWISE, sT, mask, NULL), 3);
+    ck_assert(sT[0] < 0.5f && sT[0] > 0.4999f);
+    ck_assert(sT[2] == 0.5f);  /* 0.5 < 0.9: left alone */
+    ck_assert(mask[0] == 1 && mask[4] == 1 && mask[2] == 1);
+    float Tww[6] = {9, 9, 9, 9, 9, 9};
+    autosparse_clamp(w, 2, 3, Tww, THRESH_WEIGHTWISE, gmax);
+    for (int j = 0; j < 6; j++) ck_assert_float_eq(Tww[j], 9.0f);
     /* In place (o = w) as the freeze fold uses it. */
     float wc[6];
     memcpy(wc, w, sizeof wc);

@@ -6,7 +6,9 @@
  * otherwise (gradient annealing); alpha = alpha0 max(cosine, sigmoid decay)
  * over the main stage's epochs, 0 from alpha_reset_epoch. Hard mask x > 0.
  * At freeze the shrinkage is folded into W (W = sign(W) relu(x)), so the
- * frozen mask W reproduces the trained layer (docs/methods/autosparse.md). */
+ * frozen mask W reproduces the trained layer. Our collapse guard: a
+ * channel/layer threshold never exceeds its group's largest |W| (set-up and
+ * after each step). Both are ours: docs/methods/autosparse.md. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,11 +62,31 @@ void autosparse_backward(const float *w, int in, int out, const float *sT,
     }
 }
 
+void autosparse_clamp(const float *w, int in, int out, float *T, prune_threshold_type tt,
+                      float *gmax) {
+    if (tt == THRESH_WEIGHTWISE) return;
+    long n = (long)in * out, nT = sparse_n_thresholds(tt, in, out);
+    for (long k = 0; k < nT; k++) gmax[k] = 0.0f;
+    for (long j = 0; j < n; j++) {
+        long k = grp(tt, j, out);
+        float a = fabsf(w[j]);
+        if (a > gmax[k]) gmax[k] = a;
+    }
+    for (long k = 0; k < nT; k++) {
+        double lim = (double)gmax[k] * (1.0 - 1e-4);
+        if (lim >= 1.0) continue;     /* sigmoid(T) < 1 <= max |w| always */
+        if (lim < 1e-7) lim = 1e-7;
+        float tmax = (float)log(lim / (1.0 - lim));
+        if (T[k] > tmax) T[k] = tmax;
+    }
+}
+
 /* ---- the pruner ------------------------------------------------------------ */
 
 typedef struct {
     long *off;      /* (n_layers) threshold segment in params, -1 if not pruned */
     float **sT;     /* (n_layers) sigmoid(T) of the last forward */
+    float *gmax;    /* (max thresholds) scratch of the clamp */
     double alpha;   /* this epoch's negative-side slope */
     int ran;
 } as_state;
@@ -75,6 +97,7 @@ static void as_free(compress *c) {
     if (s->sT)
         for (int l = 0; l < c->n_layers; l++) free(s->sT[l]);
     free(s->sT);
+    free(s->gmax);
     free(s->off);
     free(s);
     c->state = NULL;
@@ -107,7 +130,13 @@ static nl_status as_init(compress *c, nl_error *e) {
     c->state = s;
     s->off = calloc((size_t)c->n_layers + 1, sizeof *s->off);
     s->sT = calloc((size_t)c->n_layers + 1, sizeof *s->sT);
-    if (!s->off || !s->sT) {
+    long maxT = 1;
+    for (int l = 0; l < c->n_layers; l++) {
+        long nT = sparse_n_thresholds(c->p.threshold_type, c->layers[l].in, c->layers[l].out);
+        if (nT > maxT) maxT = nT;
+    }
+    s->gmax = malloc((size_t)maxT * sizeof *s->gmax);
+    if (!s->off || !s->sT || !s->gmax) {
         as_free(c);
         return nl_err(e, NL_ERR_NOMEM, "autosparse: out of memory");
     }
@@ -134,7 +163,21 @@ static nl_status as_plan(const layer_spec *specs, int n_specs, int in_size,
     return sparse_plan(specs, n_specs, in_size, p, "autosparse_threshold", 0, names, lens, n, e);
 }
 
-static void as_setup(compress *c) { as_reset_T(c); }
+static void as_post_step(compress *c) {
+    as_state *s = c->state;
+    for (int l = 0; l < c->n_layers; l++) {
+        if (s->off[l] < 0) continue;
+        const cl_layer *L = &c->layers[l];
+        autosparse_clamp(c->m->params + L->w_off, L->in, L->out, c->m->params + s->off[l],
+                         c->p.threshold_type, s->gmax);
+    }
+}
+
+/* T = threshold_init (clamped by the guard) when the main stage starts. */
+static void as_setup(compress *c) {
+    as_reset_T(c);
+    as_post_step(c);
+}
 
 static void as_epoch_begin(compress *c) {
     as_state *s = c->state;
@@ -181,6 +224,7 @@ const prune_ops prune_autosparse_ops = {
     .epoch_begin = as_epoch_begin,
     .forward = as_fwd,
     .backward = as_bwd,
+    .post_step = as_post_step,
     .freeze = as_freeze,
     .plan = as_plan,
 };

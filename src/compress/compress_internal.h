@@ -189,7 +189,9 @@ void dst_backward(const float *w, int in, int out, const float *T, prune_thresho
                   float *g, float *gT);
 /* Returns alpha sum exp(-T); gT -= alpha exp(-T) (gT may be NULL). */
 double dst_penalty(const float *T, long nT, double alpha, float *gT);
-/* Collapse guard: T <= just below the largest |w| of its group. gmax: nT floats. */
+/* Collapse guard: channelwise/layerwise T just below the largest |w| of its
+ * group (it stays kept); weightwise T <= |w| + 1 (x stays in the surrogate's
+ * support). gmax: nT floats of scratch. */
 void dst_clamp(const float *w, int in, int out, float *T, prune_threshold_type tt, float *gmax);
 
 /* AutoSparse: alpha0 max((1 + cos(pi e/E))/2, 1 - sigmoid(-6 + 12 e/E)), 0 once
@@ -203,6 +205,11 @@ long autosparse_forward(const float *w, int in, int out, const float *T, prune_t
  * gT -= g d sign(w) sT (1 - sT). sT from the forward. */
 void autosparse_backward(const float *w, int in, int out, const float *sT,
                          prune_threshold_type tt, float alpha, float *g, float *gT);
+/* Collapse guard (channelwise/layerwise; weightwise is left alone): T at most
+ * logit of just below the largest |w| of its group, so each unit keeps its
+ * strongest weight. gmax: nT floats of scratch. */
+void autosparse_clamp(const float *w, int in, int out, float *T, prune_threshold_type tt,
+                      float *gmax);
 double autosparse_current_alpha(const compress *c); /* tests */
 
 /* ---- wanda, activation_pruning, mdmm (wanda.c, activation.c, mdmm.c) ------ */

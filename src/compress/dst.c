@@ -6,9 +6,10 @@
  * (2 - 4|x| for |x| <= 0.4, 0.4 up to |x| <= 1, else 0) reaches W and T;
  * loss += alpha sum exp(-T). A layer whose sparsity reaches max_pruning_pct
  * gets T = 0 (PQuant's reset). Our collapse guard (docs/methods/dst.md):
- * after each step every threshold is clamped to max|W| of its group, so
- * each group keeps its largest weight and no threshold leaves the surrogate's
- * reach. The stored L->mask is the 0/1 mask of the last forward. */
+ * after each step a channel/layer threshold is clamped just below the
+ * largest |W| of its group (each output unit keeps its strongest input), a
+ * per-weight one to |W| + 1 (the surrogate's reach, so a pruned weight can
+ * come back). The stored L->mask is the 0/1 mask of the last forward. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,14 @@ double dst_penalty(const float *T, long nT, double alpha, float *gT) {
 void dst_clamp(const float *w, int in, int out, float *T, prune_threshold_type tt,
                float *gmax) {
     long n = (long)in * out, nT = sparse_n_thresholds(tt, in, out);
+    if (tt == THRESH_WEIGHTWISE) {
+        /* Within the surrogate's reach: x = |w| - T >= -1 (just above). */
+        for (long j = 0; j < n; j++) {
+            float lim = nextafterf(fabsf(w[j]) + 1.0f, -INFINITY);
+            if (T[j] > lim) T[j] = lim;
+        }
+        return;
+    }
     for (long k = 0; k < nT; k++) gmax[k] = 0.0f;
     for (long j = 0; j < n; j++) {
         long k = grp(tt, j, out);
@@ -143,7 +152,12 @@ static nl_status dst_plan(const layer_spec *specs, int n_specs, int in_size,
     return sparse_plan(specs, n_specs, in_size, p, "dst_threshold", 0, names, lens, n, e);
 }
 
-static void dst_setup(compress *c) { dst_reset_T(c); }
+static void dst_post_step(compress *c);
+
+static void dst_setup(compress *c) {
+    dst_reset_T(c);
+    dst_post_step(c);
+}
 
 static void dst_fwd(compress *c, int li, const float *w, float *out) {
     dst_state *s = c->state;
