@@ -128,6 +128,21 @@ typedef struct {
 
 typedef enum { GRAN_PER_TENSOR = 0, GRAN_PER_CHANNEL = 1, GRAN_PER_WEIGHT = 2 } quant_granularity;
 
+/* One quantizer's layer_specific override (PQuant's keys keep_negatives,
+ * integer_bits, fractional_bits, quantize; ours: overflow, round_mode).
+ * has_* say which keys were given; the rest come from the defaults. */
+typedef struct {
+    int has_k, has_i, has_f, has_overflow, has_round, has_quantize;
+    fixed_spec spec;             /* the given fields (others 0) */
+    int quantize;                /* input/output only: insert (1) or drop (0) the quantizer */
+} cfg_quant_override;
+
+/* layer_specific: {<layer name>: {weight|bias|input|output: {...}}}. */
+typedef struct {
+    char layer[64];
+    cfg_quant_override weight, bias, input, output;
+} cfg_quant_layer;
+
 typedef struct {
     int enable_quantization;     /* default 1 */
     fixed_spec weight;           /* default (1,0,7) SAT RND; bias uses the same */
@@ -141,8 +156,10 @@ typedef struct {
     double hgq_gamma;            /* bit-count loss weight; default 3e-4 */
     int hgq_heterogeneous;       /* default 1 */
     int use_symmetric_quantization; /* default 0 */
-    char *layer_specific;        /* the layer_specific map as YAML text (not interpreted yet);
-                                    NULL when absent or empty; owned, freed with the config */
+    char *layer_specific;        /* the layer_specific map as YAML text; NULL when absent or
+                                    empty; owned, freed with the config */
+    cfg_quant_layer *layers;     /* layer_specific parsed (n_layers_specific entries); owned */
+    int n_layers_specific;
 } cfg_quant;
 
 typedef enum { FPGA_STRATEGY_LATENCY = 0, FPGA_STRATEGY_RESOURCE = 1 } fpga_strategy;

@@ -240,6 +240,18 @@ static const cfg_key quant_keys[] = {
 };
 #undef Q
 
+/* One quantizer inside layer_specific: {layer: {weight|bias|input|output: {...}}}. */
+#define O(f) ((long)offsetof(cfg_quant_override, f))
+static const cfg_key override_keys[] = {
+    K_BOOL("keep_negatives", O(spec.k), 0),
+    K_INT("integer_bits", O(spec.i), 0, KF_MIN | KF_MAX | KF_NODIM, -16, 32),
+    K_INT("fractional_bits", O(spec.f), 0, KF_MIN | KF_MAX | KF_NODIM, -16, 32),
+    K_ENUM("overflow", O(spec.overflow), FX_SAT, overflow_names, KF_CASEI | KF_NODIM),
+    K_ENUM("round_mode", O(spec.round), FX_RND, round_names, KF_CASEI | KF_NODIM),
+    K_BOOL("quantize", O(quantize), 1),
+};
+#undef O
+
 static const cfg_key fpga_keys[] = {
     K_STR("part", D(t.fpga.part), 64, "xcu250-figd2104-2L-e", 0),
     K_FLT("clock_period", D(t.fpga.clock_period_ns), 5, KF_GT, 0, 0),
@@ -418,6 +430,91 @@ static nl_status check_width(pctx *c, const fixed_spec *s, const char *what, yno
     return NL_OK;
 }
 
+/* layer_specific -> q->layers. Sections are weight, bias, input, output
+ * (PQuant's); quantize applies to input/output only. Layer names are
+ * checked against the model by compress. */
+static nl_status parse_layer_specific(pctx *c, ynode *ls, cfg_quant *q) {
+    static const char *const sections[] = {"weight", "bias", "input", "output", NULL};
+    if (!ls || ls->kind != YN_MAP || ls->n == 0) return NL_OK;
+    q->layers = calloc((size_t)ls->n, sizeof *q->layers);
+    if (!q->layers) return nl_err(c->e, NL_ERR_NOMEM, "layer_specific: out of memory");
+    for (int j = 0; j < ls->n; j++) {
+        cfg_quant_layer *L = &q->layers[q->n_layers_specific++];
+        const char *name = ls->keys[j]->text;
+        if (strlen(name) >= sizeof L->layer)
+            return cfg_err(c, ls->keys[j], "quantization_parameters.layer_specific: layer name "
+                           "'%.40s...' is longer than %d characters", name, (int)sizeof L->layer - 1);
+        snprintf(L->layer, sizeof L->layer, "%s", name);
+        ynode *secs = ls->vals[j];
+        if (yn_is_null(secs)) continue;
+        if (secs->kind != YN_MAP)
+            return cfg_err(c, secs, "quantization_parameters.layer_specific.%s: expected a map of "
+                           "weight / bias / input / output sections", name);
+        /* Keys directly under the layer (PQuant's older form, e.g. its
+         * finetuning.yaml) set every quantizer of the layer; sections win. */
+        ynode **dk = malloc((size_t)secs->n * 2 * sizeof *dk);
+        if (!dk) return nl_err(c->e, NL_ERR_NOMEM, "layer_specific: out of memory");
+        ynode direct = {.kind = YN_MAP, .line = secs->line, .col = secs->col, .keys = dk,
+                        .vals = dk + secs->n};
+        for (int k = 0; k < secs->n; k++)
+            if (cfg_key_find(override_keys, N_(override_keys), secs->keys[k]->text) >= 0) {
+                direct.keys[direct.n] = secs->keys[k];
+                direct.vals[direct.n++] = secs->vals[k];
+            }
+        if (direct.n > 0) {
+            char path[192];
+            snprintf(path, sizeof path, "quantization_parameters.layer_specific.%s", name);
+            ynode *seen[N_(override_keys)];
+            cfg_quant_override *o = &L->weight;
+            nl_status st = cfg_section_parse(c, path, &direct, override_keys, N_(override_keys), o,
+                                             -1, seen);
+            if (st != NL_OK) { free(dk); return st; }
+            o->has_k = seen[0] != NULL;
+            o->has_i = seen[1] != NULL;
+            o->has_f = seen[2] != NULL;
+            o->has_overflow = seen[3] != NULL;
+            o->has_round = seen[4] != NULL;
+            o->has_quantize = 0;
+            L->bias = L->input = L->output = *o;
+        }
+        free(dk);
+        for (int k = 0; k < secs->n; k++) {
+            const char *sec = secs->keys[k]->text;
+            int si = -1;
+            if (cfg_key_find(override_keys, N_(override_keys), sec) >= 0) continue;
+            for (int t = 0; sections[t]; t++)
+                if (strcmp(sec, sections[t]) == 0) si = t;
+            if (si < 0) {
+                const char *sug = cfg_suggest(sec, sections, -1);
+                return cfg_err(c, secs->keys[k], "quantization_parameters.layer_specific.%s: unknown "
+                               "section '%s'%s%s%s (sections: weight, bias, input, output)", name, sec,
+                               sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
+            }
+            cfg_quant_override *o = si == 0 ? &L->weight : si == 1 ? &L->bias
+                                  : si == 2 ? &L->input : &L->output;
+            char path[192];
+            snprintf(path, sizeof path, "quantization_parameters.layer_specific.%s.%s", name, sec);
+            ynode *seen[N_(override_keys)];
+            cfg_quant_override t;
+            memset(&t, 0, sizeof t);
+            nl_status st = cfg_section_parse(c, path, secs->vals[k], override_keys,
+                                             N_(override_keys), &t, -1, seen);
+            if (st != NL_OK) return st;
+            /* the section's keys over the layer-wide ones */
+            if (seen[0]) { o->has_k = 1; o->spec.k = t.spec.k; }
+            if (seen[1]) { o->has_i = 1; o->spec.i = t.spec.i; }
+            if (seen[2]) { o->has_f = 1; o->spec.f = t.spec.f; }
+            if (seen[3]) { o->has_overflow = 1; o->spec.overflow = t.spec.overflow; }
+            if (seen[4]) { o->has_round = 1; o->spec.round = t.spec.round; }
+            if (seen[5]) { o->has_quantize = 1; o->quantize = t.quantize; }
+            if (o->has_quantize && si < 2)
+                return cfg_err(c, seen[5], "%s.quantize: only input and output quantizers can be "
+                               "switched off; weights and biases follow enable_quantization", path);
+        }
+    }
+    return NL_OK;
+}
+
 static nl_status sec_quant(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
     (void)root;
     const int nk = N_(quant_keys);
@@ -436,6 +533,8 @@ static nl_status sec_quant(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
     }
     q->data.round = q->weight.round; /* round_mode applies to every quantizer */
     q->bias = q->weight;
+    st = parse_layer_specific(c, seen[seen_i(quant_keys, nk, "layer_specific")], q);
+    if (st != NL_OK) return st;
     if (q->enable_quantization) {
         ynode *wat = seen[seen_i(quant_keys, nk, "default_weight_fractional_bits")];
         if (!wat) wat = seen[seen_i(quant_keys, nk, "default_weight_integer_bits")];
@@ -728,6 +827,7 @@ void config_free_trial(trial_config *t) {
     cfg_strlist_free(&t->prune.disable_layers, &t->prune.n_disable);
     free(t->layers);
     free(t->quant.layer_specific);
+    free(t->quant.layers);
     memset(t, 0, sizeof *t);
 }
 
