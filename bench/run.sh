@@ -9,10 +9,12 @@
 #   peer <case> train_samples_per_s=<x> threads=<t> ratio=<ours/peer> [test_accuracy=<z>]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NNLO=build/nnlo-c
 OUT=bench/out
 PEER=${PEER:-../shared/bench/torch_peer.py}
 mkdir -p "$OUT"
+# A private copy: a rebuild during a long bench must not swap the program.
+cp build/nnlo-c "$OUT/nnlo-c"
+NNLO=$OUT/nnlo-c
 [ -s $OUT/jets.h5 ] || $NNLO data jets $OUT/jets.h5 --samples 100000 --seed 1 >/dev/null
 [ -s $OUT/jets_test.h5 ] || $NNLO data jets $OUT/jets_test.h5 --samples 20000 --seed 2 >/dev/null
 [ -s $OUT/fmnist/train.h5 ] || $NNLO data fashion-mnist $OUT/fmnist >/dev/null
