@@ -186,10 +186,10 @@ static int parse_call(const char *s, call_args *c) {
                 char *ke = k + strlen(k);
                 while (ke > k && ke[-1] == ' ') *--ke = '\0';
                 while (*v == ' ') v++;
-                snprintf(c->key[c->n], sizeof c->key[0], "%s", k);
-                snprintf(c->val[c->n], sizeof c->val[0], "%s", v);
+                snprintf(c->key[c->n], sizeof c->key[0], "%.31s", k);
+                snprintf(c->val[c->n], sizeof c->val[0], "%.63s", v);
             } else {
-                snprintf(c->val[c->n], sizeof c->val[0], "%s", t);
+                snprintf(c->val[c->n], sizeof c->val[0], "%.63s", t);
             }
             c->n++;
         }
