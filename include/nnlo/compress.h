@@ -32,6 +32,14 @@ nl_status compress_plan_params(const layer_spec *specs, int n_specs, int in_size
                                const cfg_pruning *p, char ***names, long **lens, int *n,
                                nl_error *e);
 
+/* compress_plan_params plus the quantizers' own trainable segments (HGQ's
+ * bit-widths "<layer>/hgq_wf", "_wi", "_bf", "_bi" when
+ * use_high_granularity_quantization is on). Use this one to create the
+ * model when quantization may be on; same ownership rules. */
+nl_status compress_plan_all_params(const layer_spec *specs, int n_specs, int in_size,
+                                   const cfg_pruning *p, const cfg_quant *q, char ***names,
+                                   long **lens, int *n, nl_error *e);
+
 typedef struct compress compress;
 
 /* Binds methods to a created model. Returns NULL with e filled on a method
@@ -85,6 +93,18 @@ nl_status compress_train(compress *c, model *m, optim *o, const cfg_training *t,
  * pruned model, and a later compress_train keeps these masks (fine-tuning).
  * NL_ERR_CONFIG unless c was created with pruning_method: wanda. */
 nl_status compress_wanda_oneshot(compress *c, const float *x, long n, int batches, nl_error *e);
+
+/* Knowledge distillation: training batches use loss = alpha CE(y, s) +
+ * (1 - alpha) T^2 KL(softmax(t/T) || softmax(s/T)) (evaluation keeps CE).
+ * With a teacher model, t = the teacher's forward on the very rows of each
+ * batch; the teacher (same in_size and classes, max_batch >= the student's,
+ * e.g. modelio_load(path, batch_size, ...)->m) must outlive c. With logits,
+ * t is row r of logits (n, classes) for training row r: the array must
+ * match the train_data rows given to compress_train and outlive c. */
+nl_status compress_set_distillation(compress *c, model *teacher, double temperature,
+                                    double alpha, nl_error *e);
+nl_status compress_set_distillation_logits(compress *c, const float *logits, long n,
+                                           double temperature, double alpha, nl_error *e);
 
 /* ---- what the other layers read back ------------------------------------ */
 

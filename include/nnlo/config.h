@@ -150,6 +150,8 @@ typedef struct {
     fixed_spec data;             /* default (0,0,7) SAT RND (PQuant's default) */
     int quantize_input;          /* default 1 */
     int quantize_output;         /* default 0 */
+    int quantize_relu;           /* nnlo-c: PQuant's ReLU quantizers (k 0, data i, data f + 1)
+                                    on every ReLU as quantize_input/_output say; default 0 */
     quant_granularity granularity;
     int use_hgq;                 /* use_high_granularity_quantization; default 0 */
     double hgq_beta;             /* EBOPs loss weight; default 1e-5 */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "compress/compress_internal.h"
+#include "compress/quant_internal.h"
 
 /* ---- registry ------------------------------------------------------------ */
 
@@ -140,6 +141,11 @@ nl_status compress_model_specs(const cfg_layer *layers, int n, int n_classes,
                           (int)c->type);
         }
     }
+    nl_status qst = cq_model_specs(&s, &k, q, e); /* layer_specific, ReLU quantizers */
+    if (qst != NL_OK) {
+        free(s);
+        return qst;
+    }
     *out = s;
     *n_out = k;
     return NL_OK;
@@ -163,6 +169,8 @@ nl_status compress_plan_params(const layer_spec *specs, int n_specs, int in_size
 void compress_free(compress *c) {
     if (!c) return;
     if (c->ops && c->ops->free) c->ops->free(c);
+    cq_free(c);
+    cd_free(c);
     for (int l = 0; l < c->n_layers; l++) {
         free(c->layers[l].mask);
         free(c->layers[l].tmp);
@@ -248,6 +256,7 @@ compress *compress_create(model *m, const cfg_pruning *p, const cfg_quant *q,
         L->out_quantized = l + 1 < m->n_layers && m->layers[l + 1].kind == LAYER_QUANT;
         L->out_spec = L->out_quantized ? m->layers[l + 1].quant : default_spec();
     }
+    if (cq_init(c, e) != NL_OK) goto fail;
     if (c->ops && c->ops->init && c->ops->init(c, e) != NL_OK) goto fail;
     return c;
 nomem:
@@ -304,14 +313,14 @@ void cm_pre_forward(compress *c) {
             apply_p(c, li, w, we);
         } else if (c->t.pruning_first) {
             apply_p(c, li, w, L->tmp);
-            fixed_quantize_array(&L->w_train, L->tmp, we, L->inr, L->n);
+            cq_weight_forward(c, li, L->tmp, we);
         } else {
-            fixed_quantize_array(&L->w_train, w, L->tmp, L->inr, L->n);
+            cq_weight_forward(c, li, w, L->tmp);
             apply_p(c, li, L->tmp, we);
         }
         const float *b = m->params + L->b_off;
         float *be = m->weff + L->b_off;
-        if (c->quantization) fixed_quantize_array(&L->b_train, b, be, L->binr, L->out);
+        if (c->quantization) cq_bias_forward(c, li, b, be);
         else memcpy(be, b, (size_t)L->out * sizeof *be);
     }
     /* A method's own segments are read as they are. */
@@ -319,11 +328,6 @@ void cm_pre_forward(compress *c) {
         if (m->views[v].layer < 0)
             memcpy(m->weff + m->views[v].off, m->params + m->views[v].off,
                    (size_t)m->views[v].len * sizeof(float));
-}
-
-static void ste(float *g, const unsigned char *pass, long n) {
-    for (long j = 0; j < n; j++)
-        if (!pass[j]) g[j] = 0.0f;
 }
 
 static void hook_pre_forward(void *ctx, model *m) {
@@ -339,17 +343,20 @@ static float hook_post_backward(void *ctx, model *m) {
         if (!c->quantization) {
             backward_p(c, li, m->params + L->w_off, g);
         } else if (c->t.pruning_first) {
-            ste(g, L->inr, L->n);
+            cq_weight_backward(c, li, L->tmp, m->weff + L->w_off, g);
             backward_p(c, li, m->params + L->w_off, g);
         } else {
             backward_p(c, li, L->tmp, g);
-            ste(g, L->inr, L->n);
+            cq_weight_backward(c, li, m->params + L->w_off, L->tmp, g);
         }
-        if (c->quantization) ste(m->grads + L->b_off, L->binr, L->out);
+        if (c->quantization)
+            cq_bias_backward(c, li, m->params + L->b_off, m->weff + L->b_off,
+                             m->grads + L->b_off);
     }
+    float extra = cq_extra_loss(c); /* HGQ's bit-width losses */
     if (c->stage == STAGE_MAIN && !c->frozen && c->pruning && c->ops && c->ops->extra_loss)
-        return c->ops->extra_loss(c);
-    return 0.0f;
+        extra += c->ops->extra_loss(c);
+    return extra;
 }
 
 static void hook_observe(void *ctx, const model *m, int layer, const float *in, int B) {
@@ -373,6 +380,7 @@ train_hooks compress_hooks(compress *c) {
     h.post_backward = hook_post_backward;
     h.post_step = hook_post_step;
     if (c->pruning && c->ops && c->ops->observe) h.observe = hook_observe;
+    if (c->distill) h.loss = cd_hook_loss;
     return h;
 }
 

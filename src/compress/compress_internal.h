@@ -49,6 +49,8 @@ struct compress {
     int epoch;                 /* the method's epoch index (restarts per stage/round) */
     int n_epochs;              /* epochs of the current stage */
     char **disable; int n_disable;
+    struct cq_state *quant;    /* quant.c: formats, bit groups, HGQ (NULL: quantization off) */
+    struct cd_state *distill;  /* distill.c: teacher (NULL: no distillation) */
 };
 
 /* A pruning method. Everything but name may be NULL. The compress object

@@ -230,6 +230,7 @@ static const cfg_key quant_keys[] = {
     K_ENUM("granularity", Q(granularity), GRAN_PER_TENSOR, granularity_names, KF_CASEI),
     K_BOOL("quantize_input", Q(quantize_input), 1),
     K_BOOL("quantize_output", Q(quantize_output), 0),
+    K_BOOL("quantize_relu", Q(quantize_relu), 0),
     {.name = "layer_specific", .type = KT_RAWMAP, .off = Q(layer_specific), .flags = KF_NODIM},
     K_BOOL("use_high_granularity_quantization", Q(use_hgq), 0),
     K_FLT("hgq_beta", Q(hgq_beta), 1e-5, KF_MIN, 0, 0),
