@@ -64,7 +64,7 @@ void dense_backward_ref(float *din, float *dw, float *db, const float *dout, con
 
 /* db (OUT) (+)= column sums of dout (B,OUT): rows outer, columns inner. */
 NN_HOT
-static void bias_grad(float *restrict db, const float *restrict dout, int B, int OUT,
+void nn_bias_grad(float *restrict db, const float *restrict dout, int B, int OUT,
                       int accumulate) {
     if (!accumulate) memset(db, 0, (size_t)OUT * sizeof *db);
     for (int s = 0; s < B; s++) {
@@ -79,7 +79,7 @@ void nn_dense_backward_beta(float *din, float *dw, float *db, const float *dout,
     /* dw (IN,OUT) (+)= in^T (IN,B) @ dout (B,OUT) */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IN, OUT, B, 1.0f, in, IN, dout, OUT,
                 accumulate ? 1.0f : 0.0f, dw, OUT);
-    if (db) bias_grad(db, dout, B, OUT, accumulate);
+    if (db) nn_bias_grad(db, dout, B, OUT, accumulate);
     /* din (B,IN) = dout (B,OUT) @ w^T (OUT,IN) */
     if (din)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, IN, OUT, 1.0f, dout, OUT, w, OUT,

@@ -1,23 +1,64 @@
-/* model.c — the model: layer table, one flat parameter buffer with named
- * views (weff and grads share the layout), activation buffers sized for
- * max_batch, forward and backward passes.
- * Does not train (train.c) nor update weights (optim.c). Invariants: every
- * buffer is allocated in model_create; forward/backward allocate nothing;
- * DENSE views come first in layer order (kernel then bias), extras after. */
+/* model.c — the model: layer table with channels-last shape inference, one
+ * flat parameter buffer with named views (weff and grads share the layout),
+ * BatchNorm's moving statistics in a separate state buffer, activation
+ * buffers sized for max_batch, forward and backward passes, BatchNorm folding.
+ * Does not train (train.c) nor update weights (optim.c); the kernels are in
+ * kernels.c and layers.c. Invariants: every buffer is allocated in
+ * model_create; forward/backward allocate nothing; layer views (kernel then
+ * bias, or gamma then beta) come first in layer order, extras after. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "nn_internal.h"
 
-static const char *kind_name(layer_kind k) {
-    switch (k) {
-    case LAYER_DENSE: return "dense";
-    case LAYER_RELU: return "relu";
-    case LAYER_QUANT: return "quant";
-    }
-    return "layer";
+/* Names as the YAML spells the types; also the default layer-name stems. */
+static const char *const kind_names[LAYER_KIND_COUNT] = {
+    [LAYER_DENSE] = "dense", [LAYER_RELU] = "relu", [LAYER_QUANT] = "quant",
+    [LAYER_CONV1D] = "conv1d", [LAYER_CONV2D] = "conv2d",
+    [LAYER_MAXPOOL1D] = "maxpool1d", [LAYER_MAXPOOL2D] = "maxpool2d",
+    [LAYER_AVGPOOL1D] = "avgpool1d", [LAYER_AVGPOOL2D] = "avgpool2d",
+    [LAYER_BATCHNORM] = "batchnorm", [LAYER_FLATTEN] = "flatten", [LAYER_DROPOUT] = "dropout",
+    [LAYER_TANH] = "tanh", [LAYER_SIGMOID] = "sigmoid", [LAYER_HARD_TANH] = "hard_tanh",
+    [LAYER_LEAKY_RELU] = "leaky_relu",
+};
+
+const char *layer_kind_name(int kind) {
+    return kind >= 0 && kind < LAYER_KIND_COUNT ? kind_names[kind] : NULL;
 }
+
+int layer_has_kernel(int kind) {
+    return kind == LAYER_DENSE || kind == LAYER_CONV1D || kind == LAYER_CONV2D;
+}
+
+static int is_conv(int kind) { return kind == LAYER_CONV1D || kind == LAYER_CONV2D; }
+static int is_pool(int kind) {
+    return kind == LAYER_MAXPOOL1D || kind == LAYER_MAXPOOL2D || kind == LAYER_AVGPOOL1D ||
+           kind == LAYER_AVGPOOL2D;
+}
+/* Layers with trainable parameters (w_off/b_off). */
+static int has_params(int kind) { return layer_has_kernel(kind) || kind == LAYER_BATCHNORM; }
+
+int layer_kernel_rows(const layer *L) {
+    if ((int)L->kind == LAYER_DENSE) return L->in_size;
+    if (is_conv((int)L->kind)) return L->geom.kh * L->geom.kw * L->geom.c;
+    return 0;
+}
+
+int layer_kernel_cols(const layer *L) {
+    if ((int)L->kind == LAYER_DENSE) return L->out_size;
+    if (is_conv((int)L->kind)) return L->geom.oc;
+    return 0;
+}
+
+long layer_positions(const layer *L) {
+    return is_conv((int)L->kind) ? (long)L->geom.oh * L->geom.ow : 1;
+}
+
+/* im2col scratch target per CONV layer: blocks of samples whose windows
+ * take about this many floats (1 MiB: stays in L2 between im2col and
+ * sgemm; one sample's windows if larger). */
+enum { NN_COL_FLOATS = 1 << 18 };
 
 /* 64-byte aligned, zeroed; n elements of size sz. NULL on failure. */
 static void *alloc_zero(size_t n, size_t sz) {
@@ -37,6 +78,9 @@ void model_free(model *m) {
             free(m->layers[l].out);
             free(m->layers[l].dout);
             free(m->layers[l].pass);
+            free(m->layers[l].aux);
+            free(m->layers[l].stat);
+            free(m->layers[l].argmax);
         }
     free(m->layers);
     free(m->params);
@@ -47,6 +91,9 @@ void model_free(model *m) {
     free(m->xb);
     free(m->yb);
     free(m->dlogits);
+    free(m->state);
+    free(m->col);
+    free(m->dcol);
     free(m);
 }
 
@@ -67,6 +114,18 @@ static int add_view(model *m, const char *name, long off, long len, int layer, n
     pv->len = len;
     pv->layer = layer;
     return 0;
+}
+
+/* BatchNorm moving statistics: mean 0, variance 1 (Keras's initial values). */
+static void reset_state(model *m) {
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer *L = &m->layers[l];
+        if ((int)L->kind != LAYER_BATCHNORM) continue;
+        for (int c = 0; c < L->out_c; c++) {
+            m->state[L->s_off + c] = 0.0f;
+            m->state[L->s_off + L->out_c + c] = 1.0f;
+        }
+    }
 }
 
 model *model_create(const layer_spec *specs, int n_specs, int in_size, int max_batch,
@@ -94,18 +153,21 @@ model *model_create(const layer_spec *specs, int n_specs, int in_size, int max_b
     m->in_size = in_size;
     m->max_batch = max_batch;
 
-    /* Shapes, names and offsets. */
-    int counts[3] = {0, 0, 0};
+    /* Shapes, names and offsets. The running shape (H, W, C) starts at
+     * (1, 1, in_size) or specs[0].in_shape; Dense and Flatten make it flat. */
+    int counts[LAYER_KIND_COUNT] = {0};
     int width = in_size, max_width = in_size;
-    long off = 0;
+    int H = 1, W = 1, C = in_size;
+    long off = 0, soff = 0, ncol = 0;
     for (int l = 0; l < n_specs; l++) {
         const layer_spec *sp = &specs[l];
         layer *L = &m->layers[l];
+        const int kind = (int)sp->kind;
         L->kind = sp->kind;
-        L->w_off = L->b_off = -1;
-        if (sp->kind != LAYER_DENSE && sp->kind != LAYER_RELU && sp->kind != LAYER_QUANT) {
-            nl_err(e, NL_ERR_CONFIG, "model: layer %d has unknown kind %d (dense=0, relu=1, quant=2)",
-                   l, (int)sp->kind);
+        L->w_off = L->b_off = L->s_off = -1;
+        if (!layer_kind_name(kind)) {
+            nl_err(e, NL_ERR_CONFIG, "model: layer %d has unknown kind %d (known: 0 to %d)", l,
+                   kind, LAYER_KIND_COUNT - 1);
             goto fail;
         }
         size_t nlen = strnlen(sp->name, sizeof sp->name);
@@ -116,8 +178,8 @@ model *model_create(const layer_spec *specs, int n_specs, int in_size, int max_b
         if (nlen > 0)
             memcpy(L->name, sp->name, nlen + 1);
         else
-            snprintf(L->name, sizeof L->name, "%s%d", kind_name(sp->kind), counts[sp->kind]);
-        counts[sp->kind]++;
+            snprintf(L->name, sizeof L->name, "%s%d", kind_names[kind], counts[kind]);
+        counts[kind]++;
         if (strchr(L->name, '/')) {
             nl_err(e, NL_ERR_CONFIG, "model: layer name '%s' contains '/'; use another name", L->name);
             goto fail;
@@ -128,31 +190,137 @@ model *model_create(const layer_spec *specs, int n_specs, int in_size, int max_b
                        k, l, L->name);
                 goto fail;
             }
+        const int *is = sp->in_shape;
+        if (is[0] || is[1] || is[2]) {
+            if (is[0] < 1 || is[1] < 1 || is[2] < 1 || (long)is[0] * is[1] * is[2] != width) {
+                nl_err(e, NL_ERR_CONFIG,
+                       "model: layer '%s' has input shape (%d, %d, %d) but receives %d values per "
+                       "sample; the shape's product must be %d (check model.input_shape)",
+                       L->name, is[0], is[1], is[2], width, width);
+                goto fail;
+            }
+            H = is[0]; W = is[1]; C = is[2];
+        }
+        if (l == 0) { m->in_h = H; m->in_w = W; m->in_c = C; }
         L->in_size = width;
-        if (sp->kind == LAYER_DENSE) {
+        L->in_h = H; L->in_w = W; L->in_c = C;
+        if (kind == LAYER_DENSE) {
             if (sp->units < 1) {
                 nl_err(e, NL_ERR_CONFIG, "model: dense layer '%s' has units = %d; it needs >= 1",
                        L->name, sp->units);
                 goto fail;
             }
-            L->out_size = sp->units;
+            H = W = 1;
+            C = sp->units;
             L->w_off = off;
-            off += (long)L->in_size * L->out_size;
+            off += (long)L->in_size * sp->units;
             L->b_off = off;
-            off += L->out_size;
+            off += sp->units;
+        } else if (is_conv(kind) || is_pool(kind)) {
+            int d1 = kind == LAYER_CONV1D || kind == LAYER_MAXPOOL1D || kind == LAYER_AVGPOOL1D;
+            const int *win = is_conv(kind) ? sp->kernel : sp->pool;
+            int kh = d1 ? 1 : win[0], kw = d1 ? win[0] : win[1];
+            int sh = d1 ? 1 : sp->strides[0], sw = d1 ? sp->strides[0] : sp->strides[1];
+            if (sh == 0) sh = is_conv(kind) ? 1 : kh;
+            if (sw == 0) sw = is_conv(kind) ? 1 : kw;
+            int oc = is_conv(kind) ? sp->filters : C;
+            if (d1 && H != 1) {
+                nl_err(e, NL_ERR_CONFIG,
+                       "model: %s layer '%s' needs 1-D input (steps, channels) but receives "
+                       "(%d, %d, %d); flatten first or use the 2-D layer",
+                       kind_names[kind], L->name, H, W, C);
+                goto fail;
+            }
+            if (is_conv(kind) && sp->filters < 1) {
+                nl_err(e, NL_ERR_CONFIG, "model: %s layer '%s' has filters = %d; it needs >= 1",
+                       kind_names[kind], L->name, sp->filters);
+                goto fail;
+            }
+            if (sp->padding != PAD_VALID && sp->padding != PAD_SAME) {
+                nl_err(e, NL_ERR_CONFIG, "model: layer '%s' has padding %d (valid = 0, same = 1)",
+                       L->name, (int)sp->padding);
+                goto fail;
+            }
+            if (kh < 1 || kw < 1 || sh < 1 || sw < 1) {
+                nl_err(e, NL_ERR_CONFIG,
+                       "model: %s layer '%s': window %d x %d and strides %d x %d must be >= 1",
+                       kind_names[kind], L->name, kh, kw, sh, sw);
+                goto fail;
+            }
+            if (conv_geom_init(&L->geom, H, W, C, oc, kh, kw, sh, sw, sp->padding) != 0) {
+                nl_err(e, NL_ERR_CONFIG,
+                       "model: %s layer '%s': a %d x %d window with valid padding does not fit "
+                       "its (%d, %d, %d) input; use padding: same or a smaller window%s",
+                       kind_names[kind], L->name, kh, kw, H, W, C,
+                       H == 1 && W == 1 ? " (a flat input: give model.input_shape)" : "");
+                goto fail;
+            }
+            H = L->geom.oh; W = L->geom.ow; C = oc;
+            if (is_conv(kind)) {
+                L->w_off = off;
+                off += (long)kh * kw * L->geom.c * oc;
+                L->b_off = off;
+                off += oc;
+                long per = (long)L->geom.oh * L->geom.ow * kh * kw * L->geom.c;
+                long S = NN_COL_FLOATS / per;
+                if (S < 1) S = 1;
+                if (S > max_batch) S = max_batch;
+                if (S * per > ncol) ncol = S * per;
+            }
+        } else if (kind == LAYER_BATCHNORM) {
+            if (!(sp->epsilon > 0) || !(sp->momentum >= 0 && sp->momentum < 1)) {
+                nl_err(e, NL_ERR_CONFIG,
+                       "model: batchnorm layer '%s' needs epsilon > 0 and momentum in [0, 1) "
+                       "(got %g, %g; Keras uses 0.001 and 0.99)",
+                       L->name, (double)sp->epsilon, (double)sp->momentum);
+                goto fail;
+            }
+            L->epsilon = sp->epsilon;
+            L->momentum = sp->momentum;
+            L->w_off = off;
+            off += C;
+            L->b_off = off;
+            off += C;
+            L->s_off = soff;
+            soff += 2L * C;
+        } else if (kind == LAYER_FLATTEN) {
+            H = W = 1;
+            C = width;
+        } else if (kind == LAYER_DROPOUT) {
+            if (!(sp->rate >= 0 && sp->rate < 1)) {
+                nl_err(e, NL_ERR_CONFIG, "model: dropout layer '%s' has rate %g; it must be in [0, 1)",
+                       L->name, (double)sp->rate);
+                goto fail;
+            }
+            L->rate = sp->rate;
+        } else if (kind == LAYER_LEAKY_RELU) {
+            if (!isfinite(sp->alpha)) {
+                nl_err(e, NL_ERR_CONFIG, "model: leaky_relu layer '%s' needs a finite alpha", L->name);
+                goto fail;
+            }
+            L->alpha = sp->alpha;
+        } else if (kind == LAYER_QUANT) {
+            L->quant = sp->quant;
+        }
+        L->out_h = H; L->out_w = W; L->out_c = C;
+        L->out_size = H * W * C;
+        if (has_params(kind)) {
+            static const char *const sfx[2][2] = {{"kernel", "bias"}, {"gamma", "beta"}};
+            int bn = kind == LAYER_BATCHNORM;
+            long wl = bn ? C : (long)layer_kernel_rows(L) * layer_kernel_cols(L);
+            long bl = bn ? C : layer_kernel_cols(L);
             char vn[96];
-            snprintf(vn, sizeof vn, "%s/kernel", L->name);
-            if (add_view(m, vn, L->w_off, (long)L->in_size * L->out_size, l, e)) goto fail;
-            snprintf(vn, sizeof vn, "%s/bias", L->name);
-            if (add_view(m, vn, L->b_off, L->out_size, l, e)) goto fail;
-        } else {
-            L->out_size = width;
-            if (sp->kind == LAYER_QUANT) L->quant = sp->quant;
+            snprintf(vn, sizeof vn, "%s/%s", L->name, sfx[bn][0]);
+            if (add_view(m, vn, L->w_off, wl, l, e)) goto fail;
+            snprintf(vn, sizeof vn, "%s/%s", L->name, sfx[bn][1]);
+            if (add_view(m, vn, L->b_off, bl, l, e)) goto fail;
         }
         width = L->out_size;
         if (width > max_width) max_width = width;
     }
     m->out_size = width;
+    m->n_state = soff;
+    m->n_col = ncol;
     for (int x = 0; x < n_extra; x++) {
         if (!extra_names[x] || !extra_names[x][0] || extra_lens[x] < 0) {
             nl_err(e, NL_ERR_INVALID, "model: extra segment %d needs a name and a length >= 0", x);
@@ -174,10 +342,28 @@ model *model_create(const layer_spec *specs, int n_specs, int in_size, int max_b
         L->out = alloc_zero(mb * (size_t)L->out_size, sizeof(float));
         L->dout = alloc_zero(mb * (size_t)L->out_size, sizeof(float));
         if (!L->out || !L->dout) goto nomem;
-        if (L->kind == LAYER_QUANT) {
+        int kind = (int)L->kind;
+        if (kind == LAYER_QUANT || kind == LAYER_DROPOUT) {
             L->pass = alloc_zero(mb * (size_t)L->out_size, 1);
             if (!L->pass) goto nomem;
         }
+        if (kind == LAYER_BATCHNORM) {
+            L->aux = alloc_zero(mb * (size_t)L->out_size, sizeof(float));
+            L->stat = alloc_zero(2 * (size_t)L->out_c, sizeof(float));
+            if (!L->aux || !L->stat) goto nomem;
+        }
+        if (kind == LAYER_MAXPOOL1D || kind == LAYER_MAXPOOL2D) {
+            L->argmax = alloc_zero(mb * (size_t)L->out_size, sizeof(int32_t));
+            if (!L->argmax) goto nomem;
+        }
+    }
+    m->state = alloc_zero((size_t)m->n_state, sizeof(float));
+    if (!m->state) goto nomem;
+    reset_state(m);
+    if (m->n_col > 0) {
+        m->col = alloc_zero((size_t)m->n_col, sizeof(float));
+        m->dcol = alloc_zero((size_t)m->n_col, sizeof(float));
+        if (!m->col || !m->dcol) goto nomem;
     }
     m->dx = alloc_zero(mb * (size_t)max_width, sizeof(float));
     m->xb = alloc_zero(mb * (size_t)in_size, sizeof(float));
@@ -195,16 +381,29 @@ fail:
 }
 
 void model_init_params(model *m, rng_t *r) {
+    int dropout = 0;
     for (int l = 0; l < m->n_layers; l++) {
         const layer *L = &m->layers[l];
-        if (L->kind != LAYER_DENSE) continue;
+        dropout |= (int)L->kind == LAYER_DROPOUT;
+        if ((int)L->kind == LAYER_BATCHNORM) {
+            for (int c = 0; c < L->out_c; c++) {
+                m->params[L->w_off + c] = 1.0f;
+                m->params[L->b_off + c] = 0.0f;
+            }
+            continue;
+        }
+        if (!layer_has_kernel((int)L->kind)) continue;
         /* He-uniform: U(-limit, limit), limit = sqrt(6 / fan_in) */
-        double limit = sqrt(6.0 / (double)L->in_size);
+        int rows = layer_kernel_rows(L), cols = layer_kernel_cols(L);
+        double limit = sqrt(6.0 / (double)rows);
         float *w = m->params + L->w_off;
-        long n = (long)L->in_size * L->out_size;
+        long n = (long)rows * cols;
         for (long j = 0; j < n; j++) w[j] = (float)((2.0 * rng_uniform(r) - 1.0) * limit);
-        memset(m->params + L->b_off, 0, (size_t)L->out_size * sizeof(float));
+        memset(m->params + L->b_off, 0, (size_t)cols * sizeof(float));
     }
+    reset_state(m);
+    /* only models with Dropout draw one more number (others keep their streams) */
+    if (dropout) rng_seed(&m->drop_rng, rng_next(r));
     model_sync_weff(m);
 }
 
@@ -220,38 +419,104 @@ void model_sync_weff(model *m) {
 
 long model_count_weights(const model *m) {
     long n = 0;
-    for (int l = 0; l < m->n_layers; l++)
-        if (m->layers[l].kind == LAYER_DENSE)
-            n += (long)m->layers[l].in_size * m->layers[l].out_size + m->layers[l].out_size;
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer *L = &m->layers[l];
+        if (layer_has_kernel((int)L->kind))
+            n += (long)layer_kernel_rows(L) * layer_kernel_cols(L) + layer_kernel_cols(L);
+    }
     return n;
+}
+
+nl_status model_fold_batchnorm(const model *m, int bn, float *kernel, float *bias, nl_error *e) {
+    if (bn < 1 || bn >= m->n_layers || (int)m->layers[bn].kind != LAYER_BATCHNORM ||
+        !layer_has_kernel((int)m->layers[bn - 1].kind))
+        return nl_err(e, NL_ERR_INVALID,
+                      "fold batchnorm: layer %d (%s) is not a batchnorm directly after a dense or "
+                      "conv layer; only that pair can be folded",
+                      bn, bn >= 0 && bn < m->n_layers ? m->layers[bn].name : "?");
+    const layer *B = &m->layers[bn], *P = &m->layers[bn - 1];
+    int rows = layer_kernel_rows(P), cols = layer_kernel_cols(P);
+    NL_ASSERT(cols == B->out_c);
+    const float *gamma = m->weff + B->w_off, *beta = m->weff + B->b_off;
+    const float *mean = m->state + B->s_off, *var = m->state + B->s_off + cols;
+    const float *w = m->weff + P->w_off, *b = m->weff + P->b_off;
+    for (int o = 0; o < cols; o++) {
+        double sc = gamma[o] / sqrt((double)var[o] + B->epsilon);
+        for (int i = 0; i < rows; i++)
+            kernel[(long)i * cols + o] = (float)(w[(long)i * cols + o] * sc);
+        bias[o] = (float)(((double)b[o] - mean[o]) * sc + beta[o]);
+    }
+    return NL_OK;
 }
 
 /* Rows per chunk of the forward and backward passes. A batch larger than
  * this runs through all layers chunk by chunk: the chunk's activations stay
  * in cache between layers, and OpenBLAS takes its unpacked small-matrix
- * kernels on the narrow layers (jet MLP at batch 1024: +15-25%). */
+ * kernels on the narrow layers (jet MLP at batch 1024: +15-25%). A model
+ * with BatchNorm runs the whole batch at once (its statistics need it). */
 enum { NN_CHUNK = 256 };
+
+static int chunk_rows(const model *m, int B) {
+    for (int l = 0; l < m->n_layers; l++)
+        if ((int)m->layers[l].kind == LAYER_BATCHNORM) return B;
+    return NN_CHUNK;
+}
+
+/* Forward of layer l on rows [r0, r0 + n) of its input in. */
+static void forward_layer(model *m, int l, const float *in, int r0, int n) {
+    layer *L = &m->layers[l];
+    float *out = L->out + (size_t)r0 * L->out_size;
+    long cnt = (long)n * L->out_size;
+    const int kind = (int)L->kind;
+    switch (kind) {
+    case LAYER_DENSE:
+        dense_forward(out, in, m->weff + L->w_off, m->weff + L->b_off, n, L->in_size, L->out_size);
+        break;
+    case LAYER_RELU:
+        nn_relu_forward(out, in, cnt);
+        break;
+    case LAYER_QUANT:
+        fixed_quantize_array(&L->quant, in, out, L->pass + (size_t)r0 * L->out_size, cnt);
+        break;
+    case LAYER_CONV1D:
+    case LAYER_CONV2D:
+        conv_forward(out, in, m->weff + L->w_off, m->weff + L->b_off, n, &L->geom, m->col, m->n_col);
+        break;
+    case LAYER_MAXPOOL1D:
+    case LAYER_MAXPOOL2D:
+        maxpool_forward(out, L->argmax + (size_t)r0 * L->out_size, in, n, &L->geom);
+        break;
+    case LAYER_AVGPOOL1D:
+    case LAYER_AVGPOOL2D:
+        avgpool_forward(out, in, n, &L->geom);
+        break;
+    case LAYER_BATCHNORM:
+        NL_ASSERT(r0 == 0 || !m->training); /* batch statistics need the whole batch */
+        nn_bn_forward(out, L->aux + (size_t)r0 * L->out_size, L->stat, in, m->weff + L->w_off,
+                      m->weff + L->b_off, m->state + L->s_off, (long)n * L->out_h * L->out_w,
+                      L->out_c, L->epsilon, L->momentum, m->training);
+        break;
+    case LAYER_DROPOUT:
+        if (m->training && L->rate > 0)
+            nn_dropout_forward(out, L->pass + (size_t)r0 * L->out_size, in, cnt, L->rate,
+                               &m->drop_rng);
+        else
+            memcpy(out, in, (size_t)cnt * sizeof *out);
+        break;
+    case LAYER_FLATTEN:
+        memcpy(out, in, (size_t)cnt * sizeof *out);
+        break;
+    default:
+        nn_act_forward(kind, out, in, cnt, L->alpha);
+    }
+}
 
 /* Forward of rows [r0, r0 + n) through every layer. */
 static void forward_rows(model *m, const float *x, int r0, int n) {
     const float *in = x + (size_t)r0 * m->in_size;
     for (int l = 0; l < m->n_layers; l++) {
-        layer *L = &m->layers[l];
-        float *out = L->out + (size_t)r0 * L->out_size;
-        long cnt = (long)n * L->out_size;
-        switch (L->kind) {
-        case LAYER_DENSE:
-            dense_forward(out, in, m->weff + L->w_off, m->weff + L->b_off, n, L->in_size,
-                          L->out_size);
-            break;
-        case LAYER_RELU:
-            nn_relu_forward(out, in, cnt);
-            break;
-        case LAYER_QUANT:
-            fixed_quantize_array(&L->quant, in, out, L->pass + (size_t)r0 * L->out_size, cnt);
-            break;
-        }
-        in = out;
+        forward_layer(m, l, in, r0, n);
+        in = m->layers[l].out + (size_t)r0 * m->layers[l].out_size;
     }
 }
 
@@ -263,25 +528,12 @@ const float *nn_forward_observed(model *m, const float *x, int B, const train_ho
         const float *in = x;
         for (int l = 0; l < m->n_layers; l++) {
             h->observe(h->ctx, m, l, in, B);
-            layer *L = &m->layers[l];
-            long cnt = (long)B * L->out_size;
-            switch (L->kind) {
-            case LAYER_DENSE:
-                dense_forward(L->out, in, m->weff + L->w_off, m->weff + L->b_off, B,
-                              L->in_size, L->out_size);
-                break;
-            case LAYER_RELU:
-                nn_relu_forward(L->out, in, cnt);
-                break;
-            case LAYER_QUANT:
-                fixed_quantize_array(&L->quant, in, L->out, L->pass, cnt);
-                break;
-            }
-            in = L->out;
+            forward_layer(m, l, in, 0, B);
+            in = m->layers[l].out;
         }
     } else {
-        for (int r0 = 0; r0 < B; r0 += NN_CHUNK)
-            forward_rows(m, x, r0, B - r0 < NN_CHUNK ? B - r0 : NN_CHUNK);
+        int ch = chunk_rows(m, B);
+        for (int r0 = 0; r0 < B; r0 += ch) forward_rows(m, x, r0, B - r0 < ch ? B - r0 : ch);
     }
     return m->layers[m->n_layers - 1].out;
 }
@@ -291,61 +543,100 @@ const float *model_forward(model *m, const float *x, int B) {
 }
 
 /* Backward of rows [r0, r0 + n) from the last layer down to layer `first`
- * (the first DENSE); accumulate = 0 for the first chunk overwrites the
- * dense gradients instead of adding to them. */
+ * (the first with parameters); accumulate = 0 for the first chunk
+ * overwrites the parameter gradients instead of adding to them. */
 static void backward_rows(model *m, const float *x, const float *dlogits, int r0, int n,
                           int first, int accumulate) {
-    /* g is dL/d(output of layer l) for these rows; RELU and QUANT work in
-     * place on it (the gradient wrt their input has the same shape). */
+    /* g is dL/d(output of layer l) for these rows; elementwise layers work
+     * in place on it (the gradient wrt their input has the same shape),
+     * the others write it into the previous layer's dout slot. */
     const float *g = dlogits + (size_t)r0 * m->out_size;
     int owned = 0; /* g points into one of our buffers (writable) */
     for (int l = m->n_layers - 1; l >= first; l--) {
         layer *L = &m->layers[l];
+        const int kind = (int)L->kind;
         const float *in = l > 0 ? m->layers[l - 1].out + (size_t)r0 * L->in_size
                                 : x + (size_t)r0 * L->in_size;
         long cnt = (long)n * L->out_size;
-        switch (L->kind) {
-        case LAYER_DENSE: {
-            /* din goes to the previous layer's dout slot; none for the
-             * first parametric layer (saves a third of its work) */
-            float *din = l > first ? m->layers[l - 1].dout + (size_t)r0 * L->in_size : NULL;
+        /* the previous layer's dout slot; none for the first parametric
+         * layer (saves a third of its work) */
+        float *din = l > first ? m->layers[l - 1].dout + (size_t)r0 * L->in_size : NULL;
+        switch (kind) {
+        case LAYER_DENSE:
             nn_dense_backward_beta(din, m->grads + L->w_off, m->grads + L->b_off, g, in,
                                    m->weff + L->w_off, n, L->in_size, L->out_size, accumulate);
             g = din;
             owned = 1;
+            continue;
+        case LAYER_CONV1D:
+        case LAYER_CONV2D:
+            conv_backward(din, m->grads + L->w_off, m->grads + L->b_off, g, in, m->weff + L->w_off,
+                          n, &L->geom, m->col, m->dcol, m->n_col, accumulate);
+            g = din;
+            owned = 1;
+            continue;
+        case LAYER_BATCHNORM:
+            nn_bn_backward(din, m->grads + L->w_off, m->grads + L->b_off, g,
+                           L->aux + (size_t)r0 * L->out_size, L->stat, m->weff + L->w_off,
+                           (long)n * L->out_h * L->out_w, L->out_c, m->training, accumulate);
+            g = din;
+            owned = 1;
+            continue;
+        case LAYER_MAXPOOL1D:
+        case LAYER_MAXPOOL2D:
+            NL_ASSERT(din != NULL);
+            maxpool_backward(din, g, L->argmax + (size_t)r0 * L->out_size, n, &L->geom);
+            g = din;
+            owned = 1;
+            continue;
+        case LAYER_AVGPOOL1D:
+        case LAYER_AVGPOOL2D:
+            NL_ASSERT(din != NULL);
+            avgpool_backward(din, g, n, &L->geom);
+            g = din;
+            owned = 1;
+            continue;
+        case LAYER_FLATTEN:
+            continue; /* same values, same gradient */
+        case LAYER_DROPOUT:
+            if (!m->training || L->rate <= 0) continue;
+            break;
+        default:
             break;
         }
-        case LAYER_RELU:
-        case LAYER_QUANT: {
-            float *gw = (float *)g;
-            if (!owned) { /* the last layer: copy dlogits once, never write it */
-                gw = L->dout + (size_t)r0 * L->out_size;
-                memcpy(gw, g, (size_t)cnt * sizeof(float));
-                owned = 1;
-            }
-            if (L->kind == LAYER_RELU)
-                nn_relu_backward(gw, L->out + (size_t)r0 * L->out_size, cnt);
-            else
-                nn_ste_backward(gw, L->pass + (size_t)r0 * L->out_size, cnt);
-            g = gw;
-            break;
+        /* elementwise, in place */
+        float *gw = (float *)g;
+        if (!owned) { /* the last layer: copy dlogits once, never write it */
+            gw = L->dout + (size_t)r0 * L->out_size;
+            memcpy(gw, g, (size_t)cnt * sizeof(float));
+            owned = 1;
         }
-        }
+        const float *out = L->out + (size_t)r0 * L->out_size;
+        if (kind == LAYER_RELU)
+            nn_relu_backward(gw, out, cnt);
+        else if (kind == LAYER_QUANT)
+            nn_ste_backward(gw, L->pass + (size_t)r0 * L->out_size, cnt);
+        else if (kind == LAYER_DROPOUT)
+            nn_dropout_backward(gw, L->pass + (size_t)r0 * L->out_size, cnt, L->rate);
+        else
+            nn_act_backward(kind, gw, in, out, cnt, L->alpha);
+        g = gw;
     }
 }
 
 void model_backward(model *m, const float *x, const float *dlogits, int B) {
     NL_ASSERT(B >= 1 && B <= m->max_batch);
-    /* Extra segments are not touched below: zero them (dense grads are
+    /* Extra segments are not touched below: zero them (layer gradients are
      * overwritten by the first chunk, so they need no zeroing pass). */
     for (int v = 0; v < m->n_views; v++)
         if (m->views[v].layer < 0)
             memset(m->grads + m->views[v].off, 0, (size_t)m->views[v].len * sizeof(float));
-    /* Layers before the first DENSE have no parameters: no gradient needs
-     * to flow into them, nor into the input. */
+    /* Layers before the first with parameters: no gradient needs to flow
+     * into them, nor into the input. */
     int first = m->n_layers;
     for (int l = 0; l < m->n_layers; l++)
-        if (m->layers[l].kind == LAYER_DENSE) { first = l; break; }
-    for (int r0 = 0; r0 < B; r0 += NN_CHUNK)
-        backward_rows(m, x, dlogits, r0, B - r0 < NN_CHUNK ? B - r0 : NN_CHUNK, first, r0 > 0);
+        if (has_params((int)m->layers[l].kind)) { first = l; break; }
+    int ch = chunk_rows(m, B);
+    for (int r0 = 0; r0 < B; r0 += ch)
+        backward_rows(m, x, dlogits, r0, B - r0 < ch ? B - r0 : ch, first, r0 > 0);
 }

@@ -35,6 +35,31 @@ void nn_relu_backward(float *g, const float *out, long n);
 void nn_ste_backward(float *g, const unsigned char *pass, long n);
 /* out (B,OUT): every row = b (OUT). */
 void nn_broadcast_rows(float *out, const float *b, int B, int OUT);
+/* db (OUT) (+)= column sums of dout (B,OUT); accumulate = 0 overwrites. */
+void nn_bias_grad(float *db, const float *dout, int B, int OUT, int accumulate);
+
+/* layers.c. BatchNorm over N rows of C channels (rows = samples x positions):
+ * training normalizes with the batch mean and biased variance and moves
+ * moving (2C: mean, variance) by momentum; evaluation uses moving. xhat (N,C)
+ * and stat (2C: mean, 1/sqrt(var + eps)) are kept for the backward. */
+void nn_bn_forward(float *out, float *xhat, float *stat, const float *in, const float *gamma,
+                   const float *beta, float *moving, long N, int C, float eps, float momentum,
+                   int training);
+/* dgamma, dbeta (C) (+)= (accumulate = 0 overwrites); din (N,C) overwritten
+ * (may be NULL); training as in the forward. */
+void nn_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *xhat,
+                    const float *stat, const float *gamma, long N, int C, int training,
+                    int accumulate);
+/* Inverted dropout: keep (n) drawn from r, out = keep in / (1 - rate). */
+void nn_dropout_forward(float *out, unsigned char *keep, const float *in, long n, float rate,
+                        rng_t *r);
+/* In place: g = keep ? g / (1 - rate) : 0. */
+void nn_dropout_backward(float *g, const unsigned char *keep, long n, float rate);
+/* TANH, SIGMOID, HARD_TANH, LEAKY_RELU (alpha) elementwise; the backward
+ * works in place on g and reads the forward's in and out. */
+void nn_act_forward(int kind, float *out, const float *in, long n, float alpha);
+void nn_act_backward(int kind, float *g, const float *in, const float *out, long n, float alpha);
+
 /* Forward with an optional per-layer input observer (training loop). */
 const float *nn_forward_observed(model *m, const float *x, int B, const train_hooks *h);
 

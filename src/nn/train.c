@@ -57,8 +57,8 @@ static int blas_single_for_small(const model *m, int rows) {
     long macs = 0;
     for (int l = 0; l < m->n_layers; l++) {
         const layer *L = &m->layers[l];
-        long c = (long)rows * L->in_size * L->out_size;
-        if (L->kind == LAYER_DENSE && c > macs) macs = c;
+        long c = (long)rows * layer_kernel_rows(L) * layer_kernel_cols(L) * layer_positions(L);
+        if (c > macs) macs = c;
     }
     int t = openblas_get_num_threads();
     if (t <= 1 || macs >= NN_SMALL_MACS) return 0;
@@ -93,6 +93,7 @@ nl_status nn_train_epoch(model *m, optim *o, const float *x, const int32_t *y, l
     for (long s = 0; s < n; s++) perm[s] = (uint32_t)s;
     rng_shuffle_u32(r, perm, (size_t)n);
     int restore = blas_single_for_small(m, batch);
+    m->training = 1;
 
     const int IN = m->in_size;
     const int plain = !h || (!h->pre_forward && !h->post_step);
@@ -108,7 +109,10 @@ nl_status nn_train_epoch(model *m, optim *o, const float *x, const int32_t *y, l
             model_sync_weff(m);
         const float *logits = nn_forward_observed(m, m->xb, B, h);
         int correct = 0;
-        float loss = loss_softmax_xent(logits, m->yb, B, m->out_size, m->dlogits, &correct);
+        float loss = h && h->loss
+                         ? h->loss(h->ctx, m, logits, m->xb, m->yb, perm + start, B, m->dlogits,
+                                   &correct)
+                         : loss_softmax_xent(logits, m->yb, B, m->out_size, m->dlogits, &correct);
         done += B;
         hits += correct;
         if (!isfinite(loss)) {
@@ -134,6 +138,7 @@ nl_status nn_train_epoch(model *m, optim *o, const float *x, const int32_t *y, l
         }
         if (h && h->post_step) h->post_step(h->ctx, m);
     }
+    m->training = 0;
     blas_restore(restore);
     free(perm);
     st->samples = done;
@@ -157,6 +162,7 @@ nl_status nn_evaluate(model *m, const float *x, const int32_t *y, long n,
         h->pre_forward(h->ctx, m);
     else
         model_sync_weff(m);
+    m->training = 0; /* BatchNorm: moving statistics; Dropout: identity */
     const int IN = m->in_size, C = m->out_size;
     double loss_sum = 0;
     long hits = 0;
