@@ -34,7 +34,9 @@ DEPS_json     := util
 DEPS_config   := util config
 DEPS_data     := util config data
 DEPS_nn       := util nn
+DEPS_layers   := util nn
 DEPS_compress := util config nn compress
+DEPS_quant    := util config nn compress
 DEPS_prune_data := util config nn compress
 DEPS_prune_sparse := util config nn compress
 DEPS_fpga     := util config fpga
@@ -85,9 +87,10 @@ deps:
 
 check: deps
 	$(MAKE) all $(BUILD)/check_all
-	$(BUILD)/check_all
+	CK_DEFAULT_TIMEOUT=120 $(BUILD)/check_all
 	bash tests/e2e_mpirun.sh
 	bash tests/e2e_errors.sh
+	bash tests/e2e_estimate.sh
 	bash tests/e2e_slurm.sh
 
 demo: deps all

@@ -58,6 +58,22 @@ START_TEST(test_atomic_write_and_read) {
 }
 END_TEST
 
+START_TEST(test_remove_tree) {
+    char root[600], p[700];
+    nl_error e;
+    fs_join(root, sizeof root, tu_tmpdir(), "t");
+    snprintf(p, sizeof p, "%s/a/b/c", root);
+    ck_assert_int_eq(fs_mkdir_p(p, &e), NL_OK);
+    snprintf(p, sizeof p, "%s/a/b/c/f", root);
+    ck_assert_int_eq(fs_write_atomic(p, "x", 1, &e), NL_OK);
+    snprintf(p, sizeof p, "%s/a/g", root);
+    ck_assert_int_eq(fs_write_atomic(p, "y", 1, &e), NL_OK);
+    ck_assert_int_eq(fs_remove_tree(root, &e), NL_OK);
+    ck_assert(!fs_exists(root));
+    ck_assert_int_eq(fs_remove_tree(root, &e), NL_OK); /* absent: fine */
+}
+END_TEST
+
 START_TEST(test_fmt_double_round_trips) {
     double v[] = {0.1, 1e-3, 3.0, 1.0 / 3.0, 123456.789, 5e-324};
     char buf[40];
@@ -84,6 +100,7 @@ Suite *make_util_suite(void) {
     tcase_add_test(tc, test_edit_distance);
     tcase_add_test(tc, test_atomic_write_and_read);
     tcase_add_test(tc, test_fmt_double_round_trips);
+    tcase_add_test(tc, test_remove_tree);
     tcase_add_test(tc, test_error_prefix);
     suite_add_tcase(s, tc);
     return s;

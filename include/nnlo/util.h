@@ -85,6 +85,9 @@ nl_status fs_read_all(const char *path, char **out, size_t *len, nl_error *e);
 /* Writes data to path.tmp, fsyncs, renames over path: readers never see a
  * half-written file. */
 nl_status fs_write_atomic(const char *path, const void *data, size_t len, nl_error *e);
+/* rm -r: removes path and everything below it (no error if it is absent;
+ * symbolic links are removed, never followed). */
+nl_status fs_remove_tree(const char *path, nl_error *e);
 /* Joins a and b with one '/', into buf; returns buf. Asserts on overflow. */
 char *fs_join(char *buf, size_t len, const char *a, const char *b);
 

@@ -118,7 +118,7 @@ nl_status mio_get_str(hid_t obj, const char *name, char **out, const char *file,
         size_t n = H5Tget_size(ft);
         char *buf = malloc(n + 1);
         hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n);
+        H5Tset_size(mt, n + 1); /* NULLTERM needs room for all n chars + NUL (h5py writes NULLPAD) */
         if (!buf) {
             st = nl_err(e, NL_ERR_NOMEM, "out of memory");
         } else if (H5Aread(a, mt, buf) < 0) {

@@ -1,13 +1,14 @@
 /* results.c — what a scan leaves for the user: results.csv (every trial),
  * pareto.csv (the non-dominated trials), best/<rank>_<id>/ (the top-k
- * models) and the ranking table on stdout. Files are written atomically;
+ * models, each with an hls4ml-ready export in hls4ml/) and the ranking
+ * table on stdout. Files are written atomically;
  * re-running after a resume rewrites them from the full set of trials. */
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "nnlo/hls4ml.h"
 #include "nnlo/master.h"
 
 int results_feasible(const scan_config *s, const trial_result *r) {
@@ -115,26 +116,6 @@ static nl_status copy_file(const char *from, const char *to, nl_error *e) {
     return st;
 }
 
-/* Removes best/<rank>_<id>/ folders of an earlier ranking (files one level deep). */
-static void clear_best(const char *best) {
-    DIR *d = opendir(best);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char sub[4096], f[4096 + 256];
-        fs_join(sub, sizeof sub, best, de->d_name);
-        DIR *d2 = opendir(sub);
-        if (!d2) continue;
-        struct dirent *f2;
-        while ((f2 = readdir(d2)))
-            if (f2->d_name[0] != '.') { snprintf(f, sizeof f, "%s/%s", sub, f2->d_name); unlink(f); }
-        closedir(d2);
-        rmdir(sub);
-    }
-    closedir(d);
-}
-
 nl_status results_finish(const char *out_dir, const scan_config *s, const trial_entry *t, int n,
                          FILE *out, nl_error *e) {
     int *idx = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
@@ -161,14 +142,14 @@ nl_status results_finish(const char *out_dir, const scan_config *s, const trial_
         sbuf_printf(&b, "%d,", ++rank);
         csv_row(&b, s, &t[idx[a]]);
     }
-    char path[4096], best[4096], dir[4096 + 64], from[4096], to[4096 + 128];
+    char path[4096], best[4096], dir[4096 + 64], from[4096 + 256], to[4096 + 256];
     nl_status st = fs_write_atomic(fs_join(path, sizeof path, out_dir, "pareto.csv"), b.s, b.len, e);
     sbuf_free(&b);
     if (st) { free(idx); return st; }
 
     /* best/<rank>_<id>/: model.h5 and trial.yaml of the top-k */
     fs_join(best, sizeof best, out_dir, "best");
-    clear_best(best);
+    if ((st = fs_remove_tree(best, e))) { free(idx); return st; } /* an earlier ranking */
     int k = s->top_k < nf ? s->top_k : nf;
     for (int r = 0; r < k && st == NL_OK; r++) {
         const trial_entry *te = &t[idx[r]];
@@ -180,6 +161,13 @@ nl_status results_finish(const char *out_dir, const scan_config *s, const trial_
             snprintf(to, sizeof to, "%s/%s", dir, files[f]);
             if (fs_exists(from)) st = copy_file(from, to, e);
         }
+        /* hls4ml-ready: Keras JSON + H5, hls4ml_config.yml, w<N>.txt. A model
+         * hls4ml cannot take is reported, not fatal: the ranking stands. */
+        snprintf(from, sizeof from, "%s/model.h5", dir);
+        snprintf(to, sizeof to, "%s/hls4ml", dir);
+        nl_error xe;
+        if (st == NL_OK && fs_exists(from) && hls4ml_export_file(from, &s->base.fpga, to, &xe) != NL_OK)
+            log_warn("best model %d (trial %d): no hls4ml export: %s", r + 1, te->id, xe.msg);
     }
 
     /* the table */

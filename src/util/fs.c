@@ -2,6 +2,7 @@
  * rename, so a killed job never leaves a half-written result), time. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +107,17 @@ char *fs_join(char *buf, size_t len, const char *a, const char *b) {
     int n = snprintf(buf, len, "%s%s%s", a, (la && a[la - 1] == '/') ? "" : "/", b);
     NL_ASSERT(n >= 0 && (size_t)n < len);
     return buf;
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+nl_status fs_remove_tree(const char *path, nl_error *e) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return NL_OK;
+    if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return nl_err(e, NL_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return NL_OK;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nnlo/fpga.h"
+#include "nnlo/hls4ml.h"
 #include "nnlo/json.h"
 #include "nnlo/modelio.h"
 #include "nnlo/worker.h"
@@ -75,49 +76,42 @@ static int on_epoch(void *vctx, const epoch_record *r) {
     return x->cb ? x->cb(x->cb_ctx, x->trial_id, r) : 0;
 }
 
-/* ---- FPGA description of the trained model ---------------------------- */
+/* ---- FPGA cost of the trained model ---------------------------------- */
 
-static fixed_spec hls4ml_default_precision(void) {
-    /* hls4ml's default model precision is ap_fixed<16,6> (k=1, i=5, f=10). */
-    return (fixed_spec){1, 5, 10, FX_SAT, FX_RND};
+/* Per-layer formats and masks of the Dense layers, as the model file and
+ * the hls4ml mapping want them. *info is malloc'd (m->n_layers entries). */
+static nl_status layer_info(const trial_config *tc, model *m, compress *c, modelio_layer_info **info,
+                            nl_error *e) {
+    *info = calloc((size_t)m->n_layers, sizeof **info);
+    if (!*info) return nl_err(e, NL_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < m->n_layers; l++) {
+        if (m->layers[l].kind != LAYER_DENSE) continue;
+        modelio_layer_info *in = &(*info)[l];
+        in->mask = compress_mask(c, l);
+        in->quantized = tc->quant.enable_quantization;
+        compress_layer_formats(c, l, &in->w, &in->b, &in->in, &in->out);
+    }
+    return NL_OK;
 }
 
-static nl_status estimate_fpga(const trial_config *tc, model *m, compress *c, fpga_report *rep,
-                               nl_error *e) {
-    fpga_layer *fl = calloc((size_t)m->n_layers, sizeof *fl);
-    if (!fl) return nl_err(e, NL_ERR_NOMEM, "FPGA estimate: out of memory");
-    int n = 0;
-    fixed_spec cur = hls4ml_default_precision();
-    int quant = tc->quant.enable_quantization;
-    for (int l = 0; l < m->n_layers; l++) {
-        const layer *L = &m->layers[l];
-        if (L->kind == LAYER_QUANT) { cur = L->quant; continue; }
-        fpga_layer *f = &fl[n++];
-        snprintf(f->name, sizeof f->name, "%s", L->name);
-        f->n_in = L->in_size;
-        f->n_out = L->out_size;
-        f->in_spec = f->out_spec = f->w_spec = f->b_spec = quant ? cur : hls4ml_default_precision();
-        if (L->kind == LAYER_DENSE) {
-            f->kind = FPGA_LAYER_DENSE;
-            f->w = m->weff + L->w_off;
-            f->b = L->b_off >= 0 ? m->weff + L->b_off : NULL;
-            if (quant) {
-                compress_layer_formats(c, l, &f->w_spec, &f->b_spec, &f->in_spec, &f->out_spec);
-                cur = f->out_spec;
-            }
-        } else {
-            f->kind = FPGA_LAYER_RELU;
-        }
-    }
-    nl_status st = fpga_estimate(fl, n, &tc->fpga, rep, e);
-    free(fl);
+/* The same mapping as `nnlo-c estimate` and the hls4ml export
+ * (hls4ml_fpga_layers), so a trial's metrics are what estimate reports for
+ * its model.h5. */
+static nl_status estimate_fpga(const trial_config *tc, model *m, const modelio_layer_info *info,
+                               fpga_report *rep, nl_error *e) {
+    hls4ml_net hn;
+    nl_status st = hls4ml_fpga_layers(m, info, NULL, NULL, NULL, &tc->fpga, &hn, e);
+    if (st) return st;
+    st = fpga_estimate_ex(hn.layers, hn.n, &hn.fpga, &hn.opt, rep, e);
+    hls4ml_net_free(&hn);
     return st;
 }
 
 /* ---- files -------------------------------------------------------------- */
 
-static nl_status write_files(const char *dir, int id, const char *yaml, model *m, compress *c,
-                             const trial_result *res, run_ctx *x, nl_error *e) {
+static nl_status write_files(const char *dir, int id, const char *yaml, model *m,
+                             const modelio_layer_info *info, const trial_result *res, run_ctx *x,
+                             nl_error *e) {
     char path[4096];
     nl_status st = fs_mkdir_p(dir, e);
     if (st) return st;
@@ -132,25 +126,14 @@ static nl_status write_files(const char *dir, int id, const char *yaml, model *m
     sbuf_printf(&x->log, "status: %s%s%s\n", trial_status_name(res->status),
                 res->reason[0] ? ": " : "", res->reason);
     st = fs_write_atomic(path, x->log.s, x->log.len, e);
-    if (st || !m || res->status != TRIAL_DONE) return st;
-
-    modelio_layer_info *info = calloc((size_t)m->n_layers, sizeof *info);
-    if (!info) return nl_err(e, NL_ERR_NOMEM, "out of memory");
-    for (int l = 0; l < m->n_layers; l++) {
-        if (m->layers[l].kind != LAYER_DENSE) continue;
-        info[l].mask = compress_mask(c, l);
-        info[l].quantized = 1;
-        compress_layer_formats(c, l, &info[l].w, &info[l].b, &info[l].in, &info[l].out);
-    }
+    if (st || !m || !info || res->status != TRIAL_DONE) return st;
     const char *names[MET_COUNT];
     for (int k = 0; k < MET_COUNT; k++) names[k] = metric_name((metric_id)k);
     char idbuf[32];
     snprintf(idbuf, sizeof idbuf, "%d", id);
     modelio_meta meta = {yaml, idbuf, MET_COUNT, names, res->metrics};
     fs_join(path, sizeof path, dir, "model.h5");
-    st = modelio_save(path, m, info, &meta, e);
-    free(info);
-    return st;
+    return modelio_save(path, m, info, &meta, e);
 }
 
 /* ---- the trial -------------------------------------------------------- */
@@ -174,6 +157,7 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     optim opt;
     memset(&opt, 0, sizeof opt);
     layer_spec *specs = NULL;
+    modelio_layer_info *info = NULL;
     int n_specs = 0, n_extra = 0;
     char **extra_names = NULL;
     long *extra_lens = NULL;
@@ -260,7 +244,10 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     compress_report_free(&cr);
     fpga_report fr;
     memset(&fr, 0, sizeof fr);
-    if (estimate_fpga(&tc, m, c, &fr, &te)) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
+    if (layer_info(&tc, m, c, &info, &te) || estimate_fpga(&tc, m, info, &fr, &te)) {
+        set_failed(res, TRIAL_FAILED, te.msg);
+        goto finish;
+    }
     res->metrics[MET_DSP] = (double)fr.total.dsp;
     res->metrics[MET_LUT] = (double)fr.total.lut;
     res->metrics[MET_FF] = (double)fr.total.ff;
@@ -275,7 +262,8 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
 
 finish:
     st = NL_OK;
-    if (trial_dir) st = write_files(trial_dir, trial_id, trial_yaml, m, c, res, &x, e);
+    if (trial_dir) st = write_files(trial_dir, trial_id, trial_yaml, m, info, res, &x, e);
+    free(info);
     sbuf_free(&x.history);
     sbuf_free(&x.log);
     compress_free(c);
