@@ -689,7 +689,8 @@ START_TEST(test_train_epoch_hooks_and_batches) {
     o.lr = 0; /* weights stay put: the epoch's loss is then exact */
     optim_init(&o, OPT_ADAM, m->n_params, &e);
     hook_log log = {0};
-    train_hooks h = {&log, h_pre, h_post_bw, h_post_step, h_observe};
+    train_hooks h = {.ctx = &log, .pre_forward = h_pre, .post_backward = h_post_bw,
+                     .post_step = h_post_step, .observe = h_observe};
     epoch_stats st, ev;
     openblas_set_num_threads(2);
     ck_assert_int_eq(nn_train_epoch(m, &o, x, y, N, 4, &r, &h, &st, &e), NL_OK);
