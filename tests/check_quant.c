@@ -164,6 +164,7 @@ START_TEST(test_weight_modes) {
     q.quantize_input = 0;
     q.use_symmetric_quantization = 1; /* SAT -> SAT_SYM: -1 is out of range */
     one_make(&o, &q);
+    k = model_find_view(o.m, "fc/kernel");
     memcpy(o.m->params + k->off, w, sizeof w);
     h = compress_hooks(o.c);
     h.pre_forward(h.ctx, o.m);
