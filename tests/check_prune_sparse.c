@@ -503,10 +503,14 @@ START_TEST(test_plan_segments) {
     cfg_quant q = q_off();
     q.enable_quantization = 1;  /* QUANT layers in between must not confuse sizes */
     q.quantize_input = 1;
+    q.data.k = 1;
+    q.data.i = 3;
+    q.data.f = 4;
+    q.weight = q.bias = q.data;
     layer_spec *specs;
     int ns;
     nl_error e = {0};
-    ck_assert_int_eq(compress_model_specs(ly, 5, 3, &q, &specs, &ns, &e), NL_OK);
+    ck_assert_msg(compress_model_specs(ly, 5, 3, &q, &specs, &ns, &e) == NL_OK, "%s", e.msg);
     char *dis[1] = {"dense1"};
     struct { prune_method pm; prune_threshold_type tt; const char *n0; long l0, l2; } cs[] = {
         {PRUNE_CS, THRESH_CHANNELWISE, "dense0/cs_s", 8 * 6, 5 * 3},
