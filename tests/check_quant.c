@@ -297,9 +297,85 @@ static int64_t ref_requant(int64_t a, int F, const fixed_spec *s) {
     return (int64_t)v;
 }
 
+/* The int64 reference forward of a Dense/ReLU/QUANT chain for one sample:
+ * values are integers a at scale F (value a 2^-F); Dense multiplies exactly
+ * and aligns the bias; ReLU is max(a, 0); QUANT requantizes with
+ * ref_requant. Weights come from weff at the formats compress reports
+ * (asserted exact). Returns the outputs as doubles in out. */
+static void ref_forward(const model *m, const compress *c, const float *x, double *out) {
+    enum { MAXW = 256 };
+    int64_t a[MAXW], b2[MAXW];
+    int F = 40, n = m->in_size;
+    for (int i = 0; i < n; i++) {
+        double xs = ldexp((double)x[i], F);
+        ck_assert(xs == floor(xs) && fabs(xs) < 0x1p62);
+        a[i] = (int64_t)xs;
+    }
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer *L = &m->layers[l];
+        if (L->kind == LAYER_QUANT) {
+            for (int i = 0; i < n; i++) a[i] = ref_requant(a[i], F, &L->quant);
+            F = L->quant.f;
+        } else if (L->kind == LAYER_RELU) {
+            for (int i = 0; i < n; i++) a[i] = a[i] > 0 ? a[i] : 0;
+        } else {
+            ck_assert_int_eq(L->kind, LAYER_DENSE);
+            fixed_spec ws, bs;
+            compress_layer_formats(c, l, &ws, &bs, NULL, NULL);
+            int Fo = F + ws.f > bs.f ? F + ws.f : bs.f;
+            ck_assert(L->out_size <= MAXW && Fo - F - ws.f < 40 && Fo - bs.f < 40);
+            for (int o = 0; o < L->out_size; o++) {
+                int64_t acc = 0;
+                for (int i = 0; i < n; i++) {
+                    float wv = m->weff[L->w_off + (long)i * L->out_size + o];
+                    int64_t wi = fixed_to_int(&ws, wv);
+                    ck_assert(ldexp((double)wi, -ws.f) == (double)wv);
+                    acc += a[i] * wi;
+                }
+                float bv = m->weff[L->b_off + o];
+                int64_t bi = fixed_to_int(&bs, bv);
+                ck_assert(ldexp((double)bi, -bs.f) == (double)bv);
+                b2[o] = acc * ((int64_t)1 << (Fo - F - ws.f)) + bi * ((int64_t)1 << (Fo - bs.f));
+                /* float32 is exact while every partial sum fits 24 bits */
+                ck_assert_msg(llabs(b2[o]) < (1LL << 24), "layer %s: accumulator %lld is wider "
+                              "than float's 24 bits", L->name, (long long)b2[o]);
+            }
+            n = L->out_size;
+            memcpy(a, b2, (size_t)n * sizeof *a);
+            F = Fo;
+        }
+    }
+    for (int i = 0; i < n; i++) out[i] = ldexp((double)a[i], -F);
+}
+
+/* Compares the float forward of m (weff from c) on B random rows with the
+ * integer reference, bit for bit. */
+static void check_bit_exact(model *m, compress *c, int B, float scale, uint64_t seed) {
+    rng_t r;
+    rng_seed(&r, seed);
+    float *x = malloc(sizeof(float) * (size_t)B * m->in_size);
+    for (long j = 0; j < (long)B * m->in_size; j++) /* on a 2^-20 grid: exact at F = 40 */
+        x[j] = (float)ldexp(nearbyint(ldexp(scale * rng_normal(&r), 20)), -20);
+    const float *y = model_forward(m, x, B);
+    double ref[256];
+    long mism = 0;
+    for (int bb = 0; bb < B; bb++) {
+        ref_forward(m, c, x + (long)bb * m->in_size, ref);
+        for (int o = 0; o < m->out_size; o++)
+            if ((float)ref[o] != y[bb * m->out_size + o]) {
+                if (mism < 5)
+                    fprintf(stderr, "bit-exact: sample %d out %d: float %.9g, integer %.9g\n", bb,
+                            o, y[bb * m->out_size + o], ref[o]);
+                mism++;
+            }
+    }
+    ck_assert_msg(mism == 0, "%ld of %d outputs differ from the integer reference", mism,
+                  B * m->out_size);
+    free(x);
+}
+
 /* x (B, IN) -> QUANT qin -> Dense(H) -> ReLU -> QUANT qmid -> Dense(C)
- * [-> QUANT qout], weights and biases quantized with w/b. Compares the float
- * forward with the int64 reference bit for bit. */
+ * [-> QUANT qout], weights and biases quantized with w/b. */
 static void bit_exact_case(fixed_spec qin, fixed_spec w, fixed_spec b, fixed_spec qmid,
                            const fixed_spec *qout, uint64_t seed) {
     enum { IN = 8, H = 16, C = 5, B = 64 };
@@ -317,7 +393,6 @@ static void bit_exact_case(fixed_spec qin, fixed_spec w, fixed_spec b, fixed_spe
     ck_assert_msg(m != NULL, "%s", e.msg);
     rng_t r;
     rng_seed(&r, seed);
-    model_init_params(m, &r);
     for (long j = 0; j < m->n_params; j++) m->params[j] = 1.5f * rng_normal(&r);
     cfg_quant q = q_on(w, qin);
     q.bias = b;
@@ -327,65 +402,58 @@ static void bit_exact_case(fixed_spec qin, fixed_spec w, fixed_spec b, fixed_spe
     ck_assert_msg(c != NULL, "%s", e.msg);
     train_hooks h = compress_hooks(c);
     h.pre_forward(h.ctx, m);
-    float x[B * IN];
-    for (int j = 0; j < B * IN; j++) x[j] = 3.0f * rng_normal(&r);
-    const float *y = model_forward(m, x, B);
-
-    /* integer weights at the reported formats, exact */
-    int64_t wi[2][H * H], bi[2][H];
-    fixed_spec ws[2], bs[2];
-    for (int l = 0; l < 2; l++) {
-        int li = l == 0 ? 1 : 4;
-        compress_layer_formats(c, li, &ws[l], &bs[l], NULL, NULL);
-        const layer *L = &m->layers[li];
-        for (int j = 0; j < L->in_size * L->out_size; j++) {
-            float v = m->weff[L->w_off + j];
-            wi[l][j] = fixed_to_int(&ws[l], v);
-            ck_assert(ldexp((double)wi[l][j], -ws[l].f) == (double)v);
-        }
-        for (int o = 0; o < L->out_size; o++) {
-            float v = m->weff[L->b_off + o];
-            bi[l][o] = fixed_to_int(&bs[l], v);
-            ck_assert(ldexp((double)bi[l][o], -bs[l].f) == (double)v);
-        }
-    }
-    long mism = 0;
-    for (int bb = 0; bb < B; bb++) {
-        int64_t a0[IN], a1[H], a2[H];
-        for (int i = 0; i < IN; i++) {
-            /* inputs: exact float -> integer at a fine scale first */
-            double xs = ldexp((double)x[bb * IN + i], 40);
-            ck_assert(xs == floor(xs));
-            a0[i] = ref_requant((int64_t)xs, 40, &qin);
-        }
-        int F1 = qin.f + ws[0].f > bs[0].f ? qin.f + ws[0].f : bs[0].f;
-        for (int o = 0; o < H; o++) {
-            int64_t acc = 0;
-            for (int i = 0; i < IN; i++) acc += a0[i] * wi[0][i * H + o];
-            acc = acc * ((int64_t)1 << (F1 - qin.f - ws[0].f)) + bi[0][o] * ((int64_t)1 << (F1 - bs[0].f));
-            a1[o] = acc > 0 ? acc : 0; /* ReLU */
-            a2[o] = ref_requant(a1[o], F1, &qmid);
-        }
-        int F2 = qmid.f + ws[1].f > bs[1].f ? qmid.f + ws[1].f : bs[1].f;
-        for (int o = 0; o < C; o++) {
-            int64_t acc = 0;
-            for (int i = 0; i < H; i++) acc += a2[i] * wi[1][i * C + o];
-            acc = acc * ((int64_t)1 << (F2 - qmid.f - ws[1].f)) + bi[1][o] * ((int64_t)1 << (F2 - bs[1].f));
-            ck_assert_msg(llabs(acc) < (1LL << 24), "accumulator wider than float's 24 bits");
-            double ref = qout ? ldexp((double)ref_requant(acc, F2, qout), -qout->f)
-                              : ldexp((double)acc, -F2);
-            if ((float)ref != y[bb * C + o]) {
-                if (mism < 5)
-                    fprintf(stderr, "bit-exact: sample %d out %d: float %.9g, integer %.9g\n", bb,
-                            o, y[bb * C + o], ref);
-                mism++;
-            }
-        }
-    }
-    ck_assert_msg(mism == 0, "%ld of %d outputs differ from the integer reference", mism, B * C);
+    check_bit_exact(m, c, B, 3.0f, seed + 100);
     compress_free(c);
     model_free(m);
 }
+
+/* The acceptance model: the jets MLP 16-64-32-32-5 with the formats of
+ * configs/quant/jets_6bit.yaml, built from that YAML's quantization section. */
+START_TEST(test_bit_exact_jets_6bit) {
+    const char *yaml =
+        "data: {train: x.h5}\n"
+        "model:\n"
+        "  layers:\n"
+        "    - {type: dense, units: 64, name: fc1}\n"
+        "    - {type: relu}\n"
+        "    - {type: dense, units: 32, name: fc2}\n"
+        "    - {type: relu}\n"
+        "    - {type: dense, units: 32, name: fc3}\n"
+        "    - {type: relu}\n"
+        "    - {type: dense, name: output}\n"
+        "quantization_parameters:\n"
+        "  default_weight_keep_negatives: 1\n"
+        "  default_weight_integer_bits: 0\n"
+        "  default_weight_fractional_bits: 5\n"
+        "  default_data_keep_negatives: 0\n"
+        "  default_data_integer_bits: 1\n"
+        "  default_data_fractional_bits: 5\n"
+        "  layer_specific:\n"
+        "    fc1: {input: {keep_negatives: 1, integer_bits: 2, fractional_bits: 3}}\n";
+    trial_config tc;
+    nl_error e = {0};
+    ck_assert_msg(config_parse_trial(yaml, "j.yaml", NULL, &tc, &e) == NL_OK, "%s", e.msg);
+    layer_spec *s;
+    int n;
+    ck_assert_int_eq(compress_model_specs(tc.layers, tc.n_layers, 5, &tc.quant, &s, &n, &e), NL_OK);
+    model *m = model_create(s, n, 16, 128, NULL, NULL, 0, &e);
+    free(s);
+    ck_assert_msg(m != NULL, "%s", e.msg);
+    rng_t r;
+    rng_seed(&r, 11);
+    model_init_params(m, &r);
+    for (long j = 0; j < m->n_params; j++) m->params[j] += 0.05f * rng_normal(&r); /* biases too */
+    cfg_training t = tr_default();
+    compress *c = compress_create(m, &tc.prune, &tc.quant, &t, &e);
+    ck_assert_msg(c != NULL, "%s", e.msg);
+    train_hooks h = compress_hooks(c);
+    h.pre_forward(h.ctx, m);
+    check_bit_exact(m, c, 128, 1.5f, 12);
+    compress_free(c);
+    model_free(m);
+    config_free_trial(&tc);
+}
+END_TEST
 
 START_TEST(test_bit_exact) {
     /* 6-bit everywhere (the acceptance format), with an output quantizer */
@@ -687,6 +755,7 @@ Suite *make_quant_suite(void) {
     tcase_add_test(tc, test_layer_specific);
     tcase_add_test(tc, test_ref_requant);
     tcase_add_test(tc, test_bit_exact);
+    tcase_add_test(tc, test_bit_exact_jets_6bit);
     tcase_add_test(tc, test_hgq_surrogate);
     tcase_add_test(tc, test_hgq_trains_bits_down);
     tcase_add_test(tc, test_distill_gradient);
