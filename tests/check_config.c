@@ -757,6 +757,132 @@ START_TEST(test_int_key_rounding) {
 }
 END_TEST
 
+/* The CNN layer keys: values, defaults, the scalar/list window forms,
+ * input_shape, per-type key errors, and search dimensions on them. */
+START_TEST(test_cnn_layers) {
+    const char *text =
+        "data: {train: t.h5}\n"
+        "model:\n"
+        "  input_shape: [28, 28, 1]\n"
+        "  layers:\n"
+        "    - {type: conv2d, filters: 16, kernel_size: 3}\n"
+        "    - {type: Leaky_ReLU, negative_slope: 0.1}\n"
+        "    - {type: maxpool2d}\n"
+        "    - {type: conv2d, filters: 8, kernel_size: [3, 1], strides: [2, 1], padding: same}\n"
+        "    - {type: batchnorm, momentum: 0.9}\n"
+        "    - {type: avgpool2d, pool_size: [2, 3], strides: 1}\n"
+        "    - {type: flatten}\n"
+        "    - {type: dropout, rate: 0.25}\n"
+        "    - {type: tanh}\n"
+        "    - {type: sigmoid}\n"
+        "    - {type: hard_tanh}\n"
+        "    - {type: dense}\n";
+    trial_config t;
+    nl_error e = {0};
+    ck_assert_msg(config_parse_trial(text, "c.yaml", "/b", &t, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(t.n_layers, 12);
+    const cfg_layer *l = t.layers;
+    ck_assert_int_eq(l[0].type, CFG_LAYER_CONV2D);
+    ck_assert_int_eq(l[0].filters, 16);
+    ck_assert_int_eq(l[0].kernel_size[0], 3);
+    ck_assert_int_eq(l[0].kernel_size[1], 3);
+    ck_assert_int_eq(l[0].strides[0], 0);   /* default: 1 for conv (decided by nn) */
+    ck_assert_int_eq(l[0].padding, CFG_PAD_VALID);
+    ck_assert_int_eq(l[0].input_shape[0], 28);
+    ck_assert_int_eq(l[0].input_shape[2], 1);
+    ck_assert_int_eq(l[1].type, CFG_LAYER_LEAKY_RELU);
+    ck_assert(l[1].alpha == 0.1);
+    ck_assert_int_eq(l[2].pool_size[0], 2);  /* default 2 x 2 */
+    ck_assert_int_eq(l[2].pool_size[1], 2);
+    ck_assert_int_eq(l[3].kernel_size[1], 1);
+    ck_assert_int_eq(l[3].strides[0], 2);
+    ck_assert_int_eq(l[3].padding, CFG_PAD_SAME);
+    ck_assert(l[4].momentum == 0.9 && l[4].epsilon == 1e-3);
+    ck_assert_int_eq(l[5].pool_size[1], 3);
+    ck_assert_int_eq(l[5].strides[0], 1);
+    ck_assert_int_eq(l[5].strides[1], 1);
+    ck_assert(l[7].rate == 0.25);
+    ck_assert_int_eq(l[10].type, CFG_LAYER_HARD_TANH);
+    ck_assert_int_eq(l[1].input_shape[0], 0);
+    config_free_trial(&t);
+
+    /* 1-D: input_shape [steps, channels] -> (1, steps, channels) */
+    ck_assert_int_eq(config_parse_trial("data: {train: t.h5}\nmodel:\n  input_shape: [100, 3]\n  layers:\n"
+                                        "    - {type: conv1d, filters: 4, kernel_size: [5], strides: 2}\n"
+                                        "    - {type: maxpool1d, pool_size: 3}\n    - {type: dense}\n",
+                                        "c.yaml", "/b", &t, &e), NL_OK);
+    ck_assert_int_eq(t.layers[0].input_shape[0], 1);
+    ck_assert_int_eq(t.layers[0].input_shape[1], 100);
+    ck_assert_int_eq(t.layers[0].input_shape[2], 3);
+    ck_assert_int_eq(t.layers[0].kernel_size[0], 5);
+    ck_assert_int_eq(t.layers[0].strides[0], 2);
+    ck_assert_int_eq(t.layers[1].pool_size[0], 3);
+    config_free_trial(&t);
+
+#define L0 "data: {train: t.h5}\nmodel:\n  layers:\n"
+    expect_error(L0 "    - {type: conv2d, kernel_size: 3}\n    - {type: dense}\n", 0,
+                 "scan.yaml:4:7: model.layers[0]: a conv2d layer needs filters (output channels, >= 1)");
+    expect_error(L0 "    - {type: conv1d, filters: 2}\n    - {type: dense}\n", 0,
+                 "scan.yaml:4:7: model.layers[0]: a conv1d layer needs kernel_size (e.g. 3)");
+    expect_error(L0 "    - {type: maxpool2d, filters: 2}\n    - {type: dense}\n", 0,
+                 "scan.yaml:4:34: model.layers[0].filters: a maxpool2d layer has no filters (it is a "
+                 "key of: conv1d, conv2d)");
+    expect_error(L0 "    - {type: dense, rate: 0.5}\n", 0,
+                 "scan.yaml:4:27: model.layers[0].rate: a dense layer has no rate (it is a key of: dropout)");
+    expect_error(L0 "    - {type: conv1d, filters: 2, kernel_size: [3, 3]}\n    - {type: dense}\n", 0,
+                 "scan.yaml:4:47: model.layers[0].kernel_size: a 1-D layer takes a number or [n], got a "
+                 "list of 2");
+    expect_error(L0 "    - {type: conv2d, filters: 2, kernel_size: [3, 0]}\n    - {type: dense}\n", 0,
+                 "scan.yaml:4:51: model.layers[0].kernel_size[1]: expected an integer >= 1, got '0'");
+    expect_error(L0 "    - {type: dropout, rate: 1}\n    - {type: dense}\n", 0,
+                 "scan.yaml:4:29: model.layers[0].rate: expected a number in [0, 1), got '1'");
+    expect_error(L0 "    - {type: conv2d, filters: 2, kernel_size: 3, padding: full}\n    - {type: dense}\n", 0,
+                 "scan.yaml:4:59: model.layers[0].padding: expected one of valid, same, got 'full'");
+    expect_error("data: {train: t.h5}\nmodel:\n  input_shape: [28, 0]\n  layers: [{type: dense}]\n", 0,
+                 "scan.yaml:3:21: model.input_shape[1]: expected an integer, got '0'");
+#undef L0
+
+    /* search dimensions on the new keys, resolved and parsed back */
+    const char *scan =
+        "data: {train: t.h5}\n"
+        "model:\n"
+        "  input_shape: [8, 8, 1]\n"
+        "  layers:\n"
+        "    - {type: conv2d, filters: {choice: [4, 8]}, kernel_size: {choice: [3, 5]}, padding: {choice: [valid, same]}}\n"
+        "    - {type: dropout, rate: {uniform: [0.1, 0.5]}}\n"
+        "    - {type: flatten}\n"
+        "    - {type: dense}\n";
+    scan_config sc;
+    ck_assert_msg(config_parse_scan(scan, "s.yaml", "/b", &sc, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(sc.n_dims, 4);
+    ck_assert_int_eq(sc.base.layers[0].kernel_size[1], 3);
+    /* dims in parse order (window keys after the table's keys): by path */
+    static const char *const paths[4] = {"model.layers[0].filters", "model.layers[0].kernel_size",
+                                         "model.layers[0].padding", "model.layers[1].rate"};
+    const cfg_value want[4] = {{.kind = VAL_NUM, .num = 8}, {.kind = VAL_NUM, .num = 5},
+                               {.kind = VAL_STR, .str = "same"}, {.kind = VAL_NUM, .num = 0.3}};
+    cfg_value v[4];
+    for (int i = 0; i < 4; i++) {
+        int j = 0;
+        while (j < 4 && strcmp(sc.dims[i].path, paths[j])) j++;
+        ck_assert_msg(j < 4, "unexpected dimension %s", sc.dims[i].path);
+        v[i] = want[j];
+    }
+    char *y = config_resolve(&sc, v, 1, &e);
+    ck_assert_msg(y != NULL, "%s", e.msg);
+    ck_assert_msg(config_parse_trial(y, "t.yaml", "/", &t, &e) == NL_OK, "%s\n%s", e.msg, y);
+    ck_assert_int_eq(t.layers[0].filters, 8);
+    ck_assert_int_eq(t.layers[0].kernel_size[0], 5);
+    ck_assert_int_eq(t.layers[0].kernel_size[1], 5);
+    ck_assert_int_eq(t.layers[0].padding, CFG_PAD_SAME);
+    ck_assert(fabs(t.layers[1].rate - 0.3) < 1e-12);
+    ck_assert_int_eq(t.layers[0].input_shape[1], 8);
+    config_free_trial(&t);
+    free(y);
+    config_free_scan(&sc);
+}
+END_TEST
+
 START_TEST(test_relative_paths) {
     char dir[600], sub[700], path[800];
     snprintf(dir, sizeof dir, "%s", tu_tmpdir());
@@ -840,6 +966,7 @@ Suite *make_config_suite(void) {
     tcase_add_test(tc, test_resolve_quoting);
     tcase_add_test(tc, test_int_key_rounding);
     tcase_add_test(tc, test_relative_paths);
+    tcase_add_test(tc, test_cnn_layers);
     tcase_add_test(tc, test_value_format);
     suite_add_tcase(s, tc);
     return s;

@@ -34,12 +34,32 @@ typedef struct {
     long max_samples;                  /* 0 = all; caps each split (quick tests) */
 } cfg_data;
 
-typedef enum { CFG_LAYER_DENSE = 0, CFG_LAYER_RELU = 1 } cfg_layer_type; /* append only */
+typedef enum {
+    CFG_LAYER_DENSE = 0, CFG_LAYER_RELU = 1, CFG_LAYER_CONV1D = 2, CFG_LAYER_CONV2D = 3,
+    CFG_LAYER_MAXPOOL1D = 4, CFG_LAYER_MAXPOOL2D = 5, CFG_LAYER_AVGPOOL1D = 6,
+    CFG_LAYER_AVGPOOL2D = 7, CFG_LAYER_BATCHNORM = 8, CFG_LAYER_FLATTEN = 9,
+    CFG_LAYER_DROPOUT = 10, CFG_LAYER_TANH = 11, CFG_LAYER_SIGMOID = 12,
+    CFG_LAYER_HARD_TANH = 13, CFG_LAYER_LEAKY_RELU = 14
+} cfg_layer_type; /* append only */
+
+typedef enum { CFG_PAD_VALID = 0, CFG_PAD_SAME = 1 } cfg_padding;
 
 typedef struct {
     cfg_layer_type type;
     char name[64];   /* "" -> generated */
     int units;       /* dense; 0 on the last dense = number of classes */
+    /* appended; each only on the types named (an error elsewhere): */
+    int filters;        /* conv: required, >= 1 */
+    int kernel_size[2]; /* conv: required; (rows, cols); `k` means (k, k); 1-D: [0] */
+    int strides[2];     /* conv, pool: 0 = default (conv 1, pool = pool_size) */
+    int pool_size[2];   /* pool: default 2 (2 x 2) */
+    cfg_padding padding;/* conv, pool: valid (default) | same */
+    double rate;        /* dropout: fraction dropped, [0, 1); default 0.5 */
+    double alpha;       /* leaky_relu: slope below 0; default 0.3 (Keras) */
+    double momentum;    /* batchnorm: default 0.99 (Keras) */
+    double epsilon;     /* batchnorm: default 0.001 (Keras) */
+    int input_shape[3]; /* layers[0] only: model.input_shape as (H, W, C): [n] -> (1, 1, n),
+                           [steps, ch] -> (1, steps, ch); zeros = flat features */
 } cfg_layer;
 
 typedef enum { REWIND_NEVER = 0, REWIND_EVERY_ROUND = 1, REWIND_POST_TRAINING = 2 } rewind_mode;

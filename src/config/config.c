@@ -17,7 +17,8 @@
 
 _Static_assert(sizeof(fx_overflow) == sizeof(int) && sizeof(fx_round) == sizeof(int) &&
                sizeof(prune_method) == sizeof(int) && sizeof(rewind_mode) == sizeof(int) &&
-               sizeof(label_format) == sizeof(int) && sizeof(search_algorithm) == sizeof(int),
+               sizeof(label_format) == sizeof(int) && sizeof(search_algorithm) == sizeof(int) &&
+               sizeof(cfg_layer_type) == sizeof(int) && sizeof(cfg_padding) == sizeof(int),
                "enums are stored through int pointers");
 
 /* Everything one file can set: the trial config plus scan-level settings
@@ -30,6 +31,7 @@ typedef struct {
     scan_constraint constraints[16];
     int n_constraints;
     int legacy_int_bits, legacy_frac_bits; /* default_integer_bits / _fractional_bits */
+    int input_shape[3], n_input_shape;     /* model.input_shape, copied to layers[0] */
     double label_smoothing;
     int enable_fitcompress;
     int io_type;
@@ -65,7 +67,11 @@ static const char *const strategy_names[] = {"latency", "resource", NULL};
 static const char *const io_names[] = {"io_parallel", NULL};
 static const char *const io_unsupported[] = {"io_stream", NULL};
 static const char *const algorithm_names[] = {"random", "grid", NULL};
-static const char *const layer_names[] = {"dense", "relu", NULL};
+static const char *const layer_names[] = {"dense", "relu", "conv1d", "conv2d", "maxpool1d",
+                                          "maxpool2d", "avgpool1d", "avgpool2d", "batchnorm",
+                                          "flatten", "dropout", "tanh", "sigmoid", "hard_tanh",
+                                          "leaky_relu", NULL};
+static const char *const padding_names[] = {"valid", "same", NULL};
 static const char *const metric_names[] = {"dsp", "lut", "ff", "bram18", "latency_cycles",
                                            "latency_ns", "ebops", "remaining_weights", NULL};
 
@@ -120,13 +126,55 @@ static const cfg_key data_keys[] = {
 
 static const cfg_key model_keys[] = {
     {.name = "layers", .type = KT_ANY, .off = CFG_NO_FIELD, .flags = KF_REQUIRED},
+    {.name = "input_shape", .type = KT_INTLIST, .off = D(input_shape), .off2 = D(n_input_shape),
+     .cap = 3, .flags = KF_MIN | KF_NULLABLE, .lo = 1},
 };
 
+/* The layer keys; the order is used by layer_key_types below. kernel_size,
+ * strides and pool_size take a number (a square window; may be a search
+ * dimension) or a list [rows, cols] ([k] for 1-D): parsed in sec_model. */
+enum { LK_TYPE, LK_UNITS, LK_NAME, LK_FILTERS, LK_KERNEL, LK_STRIDES, LK_POOL, LK_PADDING,
+       LK_RATE, LK_ALPHA, LK_MOMENTUM, LK_EPSILON, LK_N };
 static const cfg_key layer_keys[] = {
     {.name = "type", .type = KT_ENUM, .off = L(type), .def = CFG_LAYER_DENSE, .names = layer_names,
      .flags = KF_REQUIRED | KF_CASEI | KF_NODIM},
     K_INT("units", L(units), 0, KF_MIN, 0, 0),
     {.name = "name", .type = KT_STRING, .off = L(name), .cap = 64, .def_str = "", .flags = KF_NODIM},
+    K_INT("filters", L(filters), 0, KF_MIN, 1, 0),
+    {.name = "kernel_size", .type = KT_ANY, .off = CFG_NO_FIELD},
+    {.name = "strides", .type = KT_ANY, .off = CFG_NO_FIELD},
+    {.name = "pool_size", .type = KT_ANY, .off = CFG_NO_FIELD},
+    K_ENUM("padding", L(padding), CFG_PAD_VALID, padding_names, KF_CASEI),
+    K_FLT("rate", L(rate), 0.5, KF_MIN | KF_LT, 0, 1),
+    K_FLT("alpha", L(alpha), 0.3, KF_MIN, 0, 0),
+    K_FLT("momentum", L(momentum), 0.99, KF_MIN | KF_LT, 0, 1),
+    K_FLT("epsilon", L(epsilon), 1e-3, KF_GT, 0, 0),
+    K_ALIAS("negative_slope", "alpha"),
+};
+
+#define LT(t) (1u << CFG_LAYER_##t)
+/* Which layer types take each key (type and name: all). */
+static const unsigned layer_key_types[LK_N] = {
+    [LK_TYPE] = ~0u, [LK_NAME] = ~0u,
+    [LK_UNITS] = LT(DENSE),
+    [LK_FILTERS] = LT(CONV1D) | LT(CONV2D),
+    [LK_KERNEL] = LT(CONV1D) | LT(CONV2D),
+    [LK_STRIDES] = LT(CONV1D) | LT(CONV2D) | LT(MAXPOOL1D) | LT(MAXPOOL2D) | LT(AVGPOOL1D) | LT(AVGPOOL2D),
+    [LK_POOL] = LT(MAXPOOL1D) | LT(MAXPOOL2D) | LT(AVGPOOL1D) | LT(AVGPOOL2D),
+    [LK_PADDING] = LT(CONV1D) | LT(CONV2D) | LT(MAXPOOL1D) | LT(MAXPOOL2D) | LT(AVGPOOL1D) | LT(AVGPOOL2D),
+    [LK_RATE] = LT(DROPOUT),
+    [LK_ALPHA] = LT(LEAKY_RELU),
+    [LK_MOMENTUM] = LT(BATCHNORM),
+    [LK_EPSILON] = LT(BATCHNORM),
+};
+#undef LT
+
+/* One entry of a window key (kernel_size, strides, pool_size); off 0: the
+ * caller passes the int itself as the base. */
+static const cfg_key window_keys[3] = {
+    {.name = "kernel_size", .type = KT_INT, .off = 0, .flags = KF_MIN, .lo = 1},
+    {.name = "strides", .type = KT_INT, .off = 0, .flags = KF_MIN, .lo = 1},
+    {.name = "pool_size", .type = KT_INT, .off = 0, .flags = KF_MIN, .lo = 1},
 };
 
 static const cfg_key training_keys[] = {
@@ -319,6 +367,31 @@ static nl_status sec_data(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
     return cfg_section_parse(c, "data", node, data_keys, N_(data_keys), d, -1, seen);
 }
 
+/* A window key: a number (both axes; may be a search dimension) or a list
+ * of 1 (1-D layers) or 2 (2-D layers) numbers, into v[0..1]. */
+static nl_status parse_window(pctx *c, const char *lpath, const cfg_key *k, ynode *node, int d1,
+                              int *v) {
+    char path[128];
+    snprintf(path, sizeof path, "%s.%s", lpath, k->name);
+    if (node->kind != YN_SEQ) {
+        nl_status st = cfg_key_parse(c, k, path, node, &v[0]);
+        v[1] = d1 ? 0 : v[0];
+        return st;
+    }
+    int want = d1 ? 1 : 2;
+    if (node->n != want)
+        return cfg_err(c, node, "%s: a %s layer takes %s, got a list of %d", path,
+                       d1 ? "1-D" : "2-D", d1 ? "a number or [n]" : "a number or [rows, cols]",
+                       node->n);
+    for (int i = 0; i < want; i++) {
+        char ipath[160];
+        snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
+        nl_status st = cfg_key_parse(c, k, ipath, node->vals[i], &v[i]);
+        if (st != NL_OK) return st;
+    }
+    return NL_OK;
+}
+
 static nl_status sec_model(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
     (void)root;
     if (!node)
@@ -347,6 +420,34 @@ static nl_status sec_model(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
         if (l->type == CFG_LAYER_DENSE) last_dense = i;
         if (l->type != CFG_LAYER_DENSE && lseen[1])
             return cfg_err(c, lseen[1], "%s.units: only dense layers have units", path);
+        for (int k = LK_FILTERS; k < LK_N; k++) {
+            if (!lseen[k] || (layer_key_types[k] >> l->type & 1u)) continue;
+            sbuf types = {0};
+            for (int t = 0; layer_names[t]; t++)
+                if (layer_key_types[k] >> t & 1u)
+                    sbuf_printf(&types, "%s%s", types.len ? ", " : "", layer_names[t]);
+            st = cfg_err(c, lseen[k], "%s.%s: a %s layer has no %s (it is a key of: %s)", path,
+                         layer_keys[k].name, layer_names[l->type], layer_keys[k].name, types.s);
+            sbuf_free(&types);
+            return st;
+        }
+        int d1 = l->type == CFG_LAYER_CONV1D || l->type == CFG_LAYER_MAXPOOL1D ||
+                 l->type == CFG_LAYER_AVGPOOL1D;
+        if (l->type == CFG_LAYER_CONV1D || l->type == CFG_LAYER_CONV2D) {
+            if (!lseen[LK_FILTERS])
+                return cfg_err(c, ls->vals[i], "%s: a %s layer needs filters (output channels, >= 1)",
+                               path, layer_names[l->type]);
+            if (!lseen[LK_KERNEL])
+                return cfg_err(c, ls->vals[i], "%s: a %s layer needs kernel_size (e.g. %s)", path,
+                               layer_names[l->type], d1 ? "3" : "3 or [3, 3]");
+        }
+        l->pool_size[0] = 2;
+        l->pool_size[1] = d1 ? 0 : 2;
+        int *win[3] = {l->kernel_size, l->strides, l->pool_size};
+        for (int w = 0; w < 3; w++)
+            if (lseen[LK_KERNEL + w] &&
+                (st = parse_window(c, path, &window_keys[w], lseen[LK_KERNEL + w], d1, win[w])) != NL_OK)
+                return st;
         for (int j = 0; j < i; j++)
             if (l->name[0] && !strcmp(l->name, d->t.layers[j].name))
                 return cfg_err(c, lseen[2], "%s.name: '%s' is already the name of model.layers[%d]",
@@ -354,6 +455,14 @@ static nl_status sec_model(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
     }
     if (last_dense < 0)
         return cfg_err(c, ls, "model.layers: needs at least one dense layer");
+    /* input_shape: [n] = flat, [steps, channels] = 1-D, [rows, cols, channels] = 2-D */
+    int *is = d->t.layers[0].input_shape, ns = d->n_input_shape;
+    if (ns == 3) { is[0] = d->input_shape[0]; is[1] = d->input_shape[1]; is[2] = d->input_shape[2]; }
+    else if (ns == 2) { is[0] = 1; is[1] = d->input_shape[0]; is[2] = d->input_shape[1]; }
+    else if (ns == 1) { is[0] = 1; is[1] = 1; is[2] = d->input_shape[0]; }
+    else if (ns != 0)
+        return cfg_err(c, seen[1], "model.input_shape: expected [features], [steps, channels] or "
+                       "[rows, cols, channels]");
     for (int i = 0; i < last_dense; i++)
         if (d->t.layers[i].type == CFG_LAYER_DENSE && d->t.layers[i].units < 1)
             return cfg_err(c, ls->vals[i], "model.layers[%d].units: expected an integer >= 1 "
