@@ -61,6 +61,20 @@ static fixed_spec training_spec(fixed_spec s) {
 
 /* ---- model specs ----------------------------------------------------------- */
 
+/* Layers whose kernel compression prunes and quantizes: Dense and Conv
+ * (a conv kernel is a (kh kw cin, cout) matrix, see nn.h). */
+static int cm_has_kernel(layer_kind kind) { return layer_has_kernel((int)kind); }
+
+/* A data quantizer named "<layer><suffix>". */
+static layer_spec quant_spec(const cfg_quant *q, const char *layer, const char *suffix) {
+    layer_spec qs;
+    memset(&qs, 0, sizeof qs);
+    qs.kind = LAYER_QUANT;
+    qs.quant = q->data;
+    snprintf(qs.name, sizeof qs.name, "%.55s%s", layer, suffix);
+    return qs;
+}
+
 nl_status compress_model_specs(const cfg_layer *layers, int n, int n_classes,
                                const cfg_quant *q, layer_spec **out, int *n_out, nl_error *e) {
     *out = NULL;
@@ -77,7 +91,7 @@ nl_status compress_model_specs(const cfg_layer *layers, int n, int n_classes,
     int cap = n * 3;
     layer_spec *s = calloc((size_t)cap, sizeof *s);
     if (!s) return nl_err(e, NL_ERR_NOMEM, "model specs: out of memory");
-    int k = 0, nd = 0, nr = 0;
+    int k = 0, nd = 0, nr = 0, nk[LAYER_KIND_COUNT] = {0};
     for (int j = 0; j < n; j++) {
         const cfg_layer *c = &layers[j];
         layer_spec sp;
@@ -135,12 +149,34 @@ nl_status compress_model_specs(const cfg_layer *layers, int n, int n_classes,
             else snprintf(sp.name, sizeof sp.name, "relu%d", nr);
             nr++;
             s[k++] = sp;
+        } else if ((int)c->type > CFG_LAYER_RELU && (int)c->type <= CFG_LAYER_LEAKY_RELU) {
+            /* the layers of layers.md: cfg types 2.. map to nn kinds 3.. in order */
+            int kind = LAYER_CONV1D + (int)c->type - CFG_LAYER_CONV1D;
+            sp.kind = (layer_kind)kind;
+            if (c->name[0]) snprintf(sp.name, sizeof sp.name, "%s", c->name);
+            else snprintf(sp.name, sizeof sp.name, "%s%d", layer_kind_name(kind), nk[kind]);
+            nk[kind]++;
+            sp.filters = c->filters;
+            memcpy(sp.kernel, c->kernel_size, sizeof sp.kernel);
+            memcpy(sp.strides, c->strides, sizeof sp.strides);
+            memcpy(sp.pool, c->pool_size, sizeof sp.pool);
+            sp.padding = c->padding == CFG_PAD_SAME ? PAD_SAME : PAD_VALID;
+            sp.rate = (float)c->rate;
+            sp.alpha = (float)c->alpha;
+            sp.momentum = (float)c->momentum;
+            sp.epsilon = (float)c->epsilon;
+            int conv = layer_has_kernel(kind);
+            if (conv && qin) s[k++] = quant_spec(q, sp.name, "_qin");
+            s[k++] = sp;
+            if (conv && qout) s[k++] = quant_spec(q, sp.name, "_qout");
         } else {
             free(s);
             return nl_err(e, NL_ERR_CONFIG, "model.layers[%d]: unknown layer type %d", j,
                           (int)c->type);
         }
     }
+    /* model.input_shape travels on the first spec (nn applies it there) */
+    memcpy(s[0].in_shape, layers[0].input_shape, sizeof s[0].in_shape);
     nl_status qst = cq_model_specs(&s, &k, q, e); /* layer_specific, ReLU quantizers */
     if (qst != NL_OK) {
         free(s);
@@ -213,31 +249,36 @@ compress *compress_create(model *m, const cfg_pruning *p, const cfg_quant *q,
         if (!found) {
             sbuf names = {0};
             for (int l = 0; l < m->n_layers; l++)
-                if (m->layers[l].kind == LAYER_DENSE)
+                if (cm_has_kernel(m->layers[l].kind))
                     sbuf_printf(&names, "%s%s", names.len ? ", " : "", m->layers[l].name);
             nl_err(e, NL_ERR_CONFIG,
                    "pruning_parameters.disable_pruning_for_layers: no layer is named '%s' "
-                   "(dense layers: %s)",
+                   "(dense and conv layers: %s)",
                    p->disable_layers[d], names.s ? names.s : "none");
             sbuf_free(&names);
             goto fail;
         }
     }
-    for (int l = 0; l < m->n_layers; l++) c->n_layers += m->layers[l].kind == LAYER_DENSE;
+    for (int l = 0; l < m->n_layers; l++) c->n_layers += cm_has_kernel(m->layers[l].kind);
     c->layers = calloc((size_t)c->n_layers + 1, sizeof *c->layers);
     if (!c->layers) goto nomem;
     int li = 0;
     for (int l = 0; l < m->n_layers; l++) {
         const layer *ml = &m->layers[l];
-        if (ml->kind != LAYER_DENSE) continue;
+        if (!cm_has_kernel(ml->kind)) continue;
         cl_layer *L = &c->layers[li++];
         L->layer = l;
-        L->in = ml->in_size;
-        L->out = ml->out_size;
+        L->in = layer_kernel_rows(ml);  /* conv: kh kw cin */
+        L->out = layer_kernel_cols(ml); /* conv: cout */
         L->n = (long)L->in * L->out;
         L->w_off = ml->w_off;
         L->b_off = ml->b_off;
         L->prunable = c->pruning;
+        /* Methods with their own per-layer segments (plan) or input
+         * statistics (observe) size them for Dense layers: they leave conv
+         * kernels unpruned (quantization still applies). */
+        if ((int)ml->kind != LAYER_DENSE && c->ops && (c->ops->plan || c->ops->observe))
+            L->prunable = 0;
         for (int d = 0; d < p->n_disable; d++)
             if (strcmp(ml->name, p->disable_layers[d]) == 0) L->prunable = 0;
         L->mask = malloc((size_t)L->n * sizeof *L->mask);
@@ -323,9 +364,10 @@ void cm_pre_forward(compress *c) {
         if (c->quantization) cq_bias_forward(c, li, b, be);
         else memcpy(be, b, (size_t)L->out * sizeof *be);
     }
-    /* A method's own segments are read as they are. */
+    /* A method's own segments, and parameters of layers without a kernel
+     * (BatchNorm's gamma and beta), are read as they are. */
     for (int v = 0; v < m->n_views; v++)
-        if (m->views[v].layer < 0)
+        if (m->views[v].layer < 0 || !cm_has_kernel(m->layers[m->views[v].layer].kind))
             memcpy(m->weff + m->views[v].off, m->params + m->views[v].off,
                    (size_t)m->views[v].len * sizeof(float));
 }
@@ -425,6 +467,8 @@ static void layer_report(const compress *c, const cl_layer *L, compress_layer_re
         r->ebops += (double)ib * b;
     }
     r->bits_mean = r->remaining ? (double)bsum / (double)r->remaining : 0;
+    /* Conv: every kept weight multiplies once per output position */
+    r->ebops *= (double)layer_positions(&c->m->layers[L->layer]);
     r->sparsity = L->n ? 1.0 - (double)r->remaining / (double)L->n : 0;
     r->w_spec = L->w_spec;
     r->b_spec = L->b_spec;
