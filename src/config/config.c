@@ -292,12 +292,12 @@ static const cfg_key quant_keys[] = {
 /* One quantizer inside layer_specific: {layer: {weight|bias|input|output: {...}}}. */
 #define O(f) ((long)offsetof(cfg_quant_override, f))
 static const cfg_key override_keys[] = {
-    K_BOOL("keep_negatives", O(spec.k), 0),
+    {.name = "keep_negatives", .type = KT_BOOL, .off = O(spec.k), .def = 0, .flags = KF_NODIM},
     K_INT("integer_bits", O(spec.i), 0, KF_MIN | KF_MAX | KF_NODIM, -16, 32),
     K_INT("fractional_bits", O(spec.f), 0, KF_MIN | KF_MAX | KF_NODIM, -16, 32),
     K_ENUM("overflow", O(spec.overflow), FX_SAT, overflow_names, KF_CASEI | KF_NODIM),
     K_ENUM("round_mode", O(spec.round), FX_RND, round_names, KF_CASEI | KF_NODIM),
-    K_BOOL("quantize", O(quantize), 1),
+    {.name = "quantize", .type = KT_BOOL, .off = O(quantize), .def = 1, .flags = KF_NODIM},
 };
 #undef O
 
