@@ -154,6 +154,8 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     memset(&tc, 0, sizeof tc);
     model *m = NULL;
     compress *c = NULL;
+    modelio_file teacher;
+    memset(&teacher, 0, sizeof teacher);
     optim opt;
     memset(&opt, 0, sizeof opt);
     layer_spec *specs = NULL;
@@ -186,7 +188,8 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
         goto finish;
     }
     if (compress_model_specs(tc.layers, tc.n_layers, db->n_classes, &tc.quant, &specs, &n_specs, &te) ||
-        compress_plan_params(specs, n_specs, db->n_features, &tc.prune, &extra_names, &extra_lens, &n_extra, &te)) {
+        compress_plan_all_params(specs, n_specs, db->n_features, &tc.prune, &tc.quant, &extra_names, &extra_lens,
+                                 &n_extra, &te)) {
         set_failed(res, TRIAL_FAILED, te.msg);
         goto finish;
     }
@@ -206,6 +209,15 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     opt.weight_decay = (float)tc.train.l2_decay;
     c = compress_create(m, &tc.prune, &tc.quant, &tc.train, &te);
     if (!c) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
+    if (tc.distill.teacher[0]) {
+        /* The teacher must come from the same data files and split (its
+         * inputs are standardised with this trial's training statistics). */
+        if (modelio_load(tc.distill.teacher, tc.train.batch_size, &teacher, &te) ||
+            compress_set_distillation(c, teacher.m, tc.distill.temperature, tc.distill.alpha, &te)) {
+            set_failed(res, TRIAL_FAILED, te.msg);
+            goto finish;
+        }
+    }
 
     train_data d = {db->train.x, db->train.y, db->train.n, db->val.x, db->val.y, db->val.n};
     double t0 = time_now();
@@ -267,6 +279,7 @@ finish:
     sbuf_free(&x.history);
     sbuf_free(&x.log);
     compress_free(c);
+    modelio_free(&teacher);
     optim_free(&opt);
     model_free(m);
     for (int i = 0; i < n_extra; i++) free(extra_names[i]);
