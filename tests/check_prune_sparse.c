@@ -537,6 +537,36 @@ START_TEST(test_plan_segments) {
         free(lens);
     }
     free(specs);
+    /* Conv kernels are (kh kw cin, cout) matrices: conv2d 3x3, 2 -> 4
+     * channels on (6, 6, 2), flatten (4 x 4 x 4 = 64), dense 3. */
+    layer_spec cv[3];
+    memset(cv, 0, sizeof cv);
+    cv[0].kind = (layer_kind)LAYER_CONV2D;
+    snprintf(cv[0].name, sizeof cv[0].name, "conv");
+    cv[0].filters = 4;
+    cv[0].kernel[0] = cv[0].kernel[1] = 3;
+    cv[0].in_shape[0] = cv[0].in_shape[1] = 6;
+    cv[0].in_shape[2] = 2;
+    cv[1].kind = (layer_kind)LAYER_FLATTEN;
+    snprintf(cv[1].name, sizeof cv[1].name, "flat");
+    cv[2].kind = LAYER_DENSE;
+    snprintf(cv[2].name, sizeof cv[2].name, "out");
+    cv[2].units = 3;
+    for (int k = 0; k < 2; k++) {
+        cfg_pruning p = pr_default(k ? PRUNE_CS : PRUNE_DST);
+        char **names;
+        long *lens;
+        int nx;
+        ck_assert_msg(compress_plan_params(cv, 3, 72, &p, &names, &lens, &nx, &e) == NL_OK, "%s",
+                      e.msg);
+        ck_assert_int_eq(nx, 2);
+        ck_assert_str_eq(names[0], k ? "conv/cs_s" : "conv/dst_threshold");
+        ck_assert_int_eq(lens[0], k ? 3 * 3 * 2 * 4 : 4);
+        ck_assert_int_eq(lens[1], k ? 64 * 3 : 3);
+        for (int j = 0; j < nx; j++) free(names[j]);
+        free(names);
+        free(lens);
+    }
     /* A model without the segments is refused with the segment's name. */
     cfg_training t = tr_default(1);
     cfg_pruning p = pr_default(PRUNE_DST);

@@ -155,8 +155,11 @@ extern const prune_ops prune_autosparse_ops;
  * unit, PQuant's weight.shape[0]), in * out (weightwise) or 1 (layerwise).
  * Entry (i, o) = j = i out + o uses threshold o, j or 0. */
 long sparse_n_thresholds(prune_threshold_type tt, int in, int out);
-/* plan helper: one segment "<layer>/<suffix>" per prunable Dense of specs,
- * in * out values (per_weight) or sparse_n_thresholds(p->threshold_type). */
+/* plan helper: one segment "<layer>/<suffix>" per prunable kernel (Dense,
+ * Conv: a (rows, cols) matrix, nn's layer_kernel_rows/cols) of specs,
+ * rows * cols values (per_weight) or sparse_n_thresholds(p->threshold_type).
+ * Shapes come from a throw-away model_create of the specs (batch 1); its
+ * errors are returned as they are. */
 nl_status sparse_plan(const layer_spec *specs, int n_specs, int in_size, const cfg_pruning *p,
                       const char *suffix, int per_weight, char ***names, long **lens, int *n,
                       nl_error *e);

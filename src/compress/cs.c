@@ -32,31 +32,36 @@ nl_status sparse_plan(const layer_spec *specs, int n_specs, int in_size, const c
     *names = NULL;
     *lens = NULL;
     *n = 0;
-    int nd = 0;
-    for (int k = 0; k < n_specs; k++) nd += specs[k].kind == LAYER_DENSE;
-    char **nm = calloc((size_t)nd + 1, sizeof *nm);
-    long *ln = calloc((size_t)nd + 1, sizeof *ln);
+    /* Kernel shapes (Dense and Conv, after every shape rule of nn) from a
+     * throw-away model of batch 1: the same specs give the same layers. */
+    model *tm = model_create(specs, n_specs, in_size, 1, NULL, NULL, 0, e);
+    if (!tm) return e && e->code != NL_OK ? e->code : NL_ERR_INVALID;
+    int nk = 0;
+    for (int l = 0; l < tm->n_layers; l++) nk += layer_has_kernel((int)tm->layers[l].kind);
+    char **nm = calloc((size_t)nk + 1, sizeof *nm);
+    long *ln = calloc((size_t)nk + 1, sizeof *ln);
     if (!nm || !ln) goto nomem;
-    int size = in_size, k2 = 0;
-    for (int k = 0; k < n_specs; k++) {
-        if (specs[k].kind != LAYER_DENSE) continue;
-        int in = size, out = specs[k].units;
-        size = out;
-        if (name_disabled(p, specs[k].name)) continue;
-        size_t len = strlen(specs[k].name) + strlen(suffix) + 2;
+    int k2 = 0;
+    for (int l = 0; l < tm->n_layers; l++) {
+        const layer *L = &tm->layers[l];
+        if (!layer_has_kernel((int)L->kind) || name_disabled(p, L->name)) continue;
+        int in = layer_kernel_rows(L), out = layer_kernel_cols(L);
+        size_t len = strlen(L->name) + strlen(suffix) + 2;
         nm[k2] = malloc(len);
         if (!nm[k2]) goto nomem;
-        snprintf(nm[k2], len, "%s/%s", specs[k].name, suffix);
+        snprintf(nm[k2], len, "%s/%s", L->name, suffix);
         ln[k2] = per_weight ? (long)in * out : sparse_n_thresholds(p->threshold_type, in, out);
         k2++;
     }
+    model_free(tm);
     *names = nm;
     *lens = ln;
     *n = k2;
     return NL_OK;
 nomem:
+    model_free(tm);
     if (nm)
-        for (int k = 0; k < nd; k++) free(nm[k]);
+        for (int k = 0; k < nk; k++) free(nm[k]);
     free(nm);
     free(ln);
     return nl_err(e, NL_ERR_NOMEM, "pruning: out of memory planning the method's parameters");
