@@ -406,6 +406,76 @@ START_TEST(test_bad_configs) {
 }
 END_TEST
 
+/* Conv kernels are (kh kw cin, cout) matrices over channels-last inputs:
+ * conv2d 2x2, 2 -> 3 channels on (3, 3, 2), relu, flatten, dense 2.
+ * Wanda: channel 0 of the input is large, |W| = 1: the rows of channel 1
+ * (odd rows) go. CLNP: at the ReLU's input (2 x 2 positions), channel 0
+ * fires everywhere, channel 1 at 1 of 4 positions, channel 2 never:
+ * threshold 0.3 keeps channel 0 only. */
+START_TEST(test_conv_kernels) {
+    layer_spec sp[4];
+    memset(sp, 0, sizeof sp);
+    sp[0].kind = (layer_kind)LAYER_CONV2D;
+    snprintf(sp[0].name, sizeof sp[0].name, "conv");
+    sp[0].filters = 3;
+    sp[0].kernel[0] = sp[0].kernel[1] = 2;
+    sp[0].in_shape[0] = sp[0].in_shape[1] = 3;
+    sp[0].in_shape[2] = 2;
+    sp[1].kind = LAYER_RELU;
+    snprintf(sp[1].name, sizeof sp[1].name, "relu");
+    sp[2].kind = (layer_kind)LAYER_FLATTEN;
+    snprintf(sp[2].name, sizeof sp[2].name, "flat");
+    sp[3].kind = LAYER_DENSE;
+    snprintf(sp[3].name, sizeof sp[3].name, "out");
+    sp[3].units = 2;
+    cfg_training t = tr_default();
+    cfg_quant q = q_off();
+    nl_error e = {0};
+    for (int method = 0; method < 2; method++) {
+        model *m = model_create(sp, 4, 18, 4, NULL, NULL, 0, &e);
+        ck_assert_msg(m != NULL, "%s", e.msg);
+        cfg_pruning p = pr_default(method ? PRUNE_ACTIVATION : PRUNE_WANDA, 0.5);
+        p.t_start_collecting_batch = 0;
+        p.t_delta = 1;
+        p.calculate_pruning_budget = 0;
+        p.threshold = 0.3;
+        compress *c = compress_create(m, &p, &q, &t, &e);
+        ck_assert_msg(c != NULL, "%s", e.msg);
+        cl_layer *L = &c->layers[0];
+        /* compress_create currently leaves conv kernels of observe methods
+         * unpruned; the methods themselves handle them */
+        L->prunable = 1;
+        ck_assert_int_eq(L->in, 8);
+        ck_assert_int_eq(L->out, 3);
+        for (long j = 0; j < L->n; j++) m->params[L->w_off + j] = j % 2 ? 1.0f : -1.0f;
+        c->stage = STAGE_MAIN;
+        if (c->ops->setup) c->ops->setup(c);
+        if (!method) {
+            float x[2 * 18];
+            for (int k = 0; k < 2 * 18; k++) x[k] = k % 2 ? 0.1f : 3.0f; /* channel = k % 2 */
+            c->ops->observe(c, 0, x, 2);
+        } else {
+            float pre[2 * 12];
+            for (int b = 0; b < 2; b++)
+                for (int pos = 0; pos < 4; pos++) {
+                    pre[b * 12 + pos * 3 + 0] = 1.0f;
+                    pre[b * 12 + pos * 3 + 1] = pos == 2 ? 1.0f : -1.0f;
+                    pre[b * 12 + pos * 3 + 2] = -1.0f;
+                }
+            c->ops->observe(c, 1, pre, 2);
+        }
+        c->ops->post_step(c);
+        for (int r = 0; r < 8; r++)
+            for (int o = 0; o < 3; o++) {
+                float want = method ? (o == 0) : (r % 2 == 0);
+                ck_assert_msg(L->mask[r * 3 + o] == want, "method %d row %d unit %d", method, r, o);
+            }
+        compress_free(c);
+        model_free(m);
+    }
+}
+END_TEST
+
 /* ---- wanda in the loop --------------------------------------------------------- */
 
 /* The collection window, batch by batch: t_start 2, t_delta 3. Batch b has
@@ -476,7 +546,8 @@ START_TEST(test_wanda_trains) {
                 for (int o = 0; o < L->out; o++)
                     for (int g = 0; g < L->in; g += 4) {
                         int kept = 0;
-                        for (int a = 0; a < 4; a++) kept += L->mask[(long)(g + a) * L->out + o] == 1.0f;
+                        for (int a = 0; a < 4; a++)
+                            kept += L->mask[(long)(g + a) * L->out + o] == 1.0f;
                         ck_assert_int_eq(kept, 2);
                     }
             }
@@ -656,6 +727,7 @@ Suite *make_prune_data_suite(void) {
     TCase *to = tcase_create("loop");
     tcase_set_timeout(to, 30);
     tcase_add_test(to, test_bad_configs);
+    tcase_add_test(to, test_conv_kernels);
     tcase_add_test(to, test_wanda_window);
     tcase_add_test(to, test_wanda_trains);
     tcase_add_test(to, test_wanda_oneshot);

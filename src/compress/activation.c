@@ -1,7 +1,9 @@
 /* activation.c — activation pruning, CLNP (Golkar, Kagan, Cho 2019).
  *
- * Structured: for every output unit of a Dense layer followed by a ReLU
- * (through quantizers), the fraction of its pre-activation outputs > 0 over
+ * Structured: for every output unit (conv: output channel, counted over
+ * batch and positions) of a Dense/Conv layer followed by a ReLU or
+ * LeakyReLU (through quantizers and batch norm: the ReLU's input is the
+ * pre-activation), the fraction of its pre-activation outputs > 0 over
  * a window of t_delta main-stage training batches; the unit's weights are
  * kept iff that fraction > threshold. Windows repeat: t_start_collecting_batch
  * batches without collection, then t_delta batches of collection, then the
@@ -40,7 +42,7 @@ int clnp_mask(const double *active, double samples, int in, int out, double thre
 
 typedef struct {
     double **active;  /* (n_layers) -> (out) positive outputs in this window; NULL: not pruned */
-    int *obs_layer;   /* (n_layers) model layer whose input is this Dense's output, or -1 */
+    int *obs_layer;   /* (n_layers) the ReLU whose input is this layer's pre-activation, or -1 */
     double *samples;  /* (n_layers) samples in this window */
     long since;       /* batches since the last window ended */
     long collected;   /* batches of the current window */
@@ -59,13 +61,15 @@ static void clnp_free(compress *c) {
     c->state = NULL;
 }
 
-/* 1 if a ReLU follows model layer l (through quantizers). */
+/* The ReLU (or LeakyReLU) after model layer l through quantizers and
+ * batch norm, or -1. */
 static int relu_after(const model *m, int l) {
     for (int k = l + 1; k < m->n_layers; k++) {
-        if (m->layers[k].kind == LAYER_RELU) return 1;
-        if (m->layers[k].kind != LAYER_QUANT) return 0;
+        int kd = (int)m->layers[k].kind;
+        if (kd == LAYER_RELU || kd == LAYER_LEAKY_RELU) return k;
+        if (kd != LAYER_QUANT && kd != LAYER_BATCHNORM) return -1;
     }
-    return 0;
+    return -1;
 }
 
 static nl_status clnp_init(compress *c, nl_error *e) {
@@ -91,8 +95,9 @@ static nl_status clnp_init(compress *c, nl_error *e) {
     for (int l = 0; ok && l < L; l++) {
         cl_layer *cl = &c->layers[l];
         s->obs_layer[l] = -1;
-        if (!cl->prunable || !relu_after(c->m, cl->layer)) continue;
-        s->obs_layer[l] = cl->layer + 1;
+        int k = relu_after(c->m, cl->layer); /* prunable is checked at use */
+        if (k < 0 || c->m->layers[k].in_size % cl->out != 0) continue;
+        s->obs_layer[l] = k;
         s->active[l] = calloc((size_t)cl->out, sizeof **s->active);
         ok = s->active[l] != NULL;
     }
@@ -111,9 +116,11 @@ static void clnp_observe(compress *c, int layer, const float *in, int B) {
     clnp_state *s = c->state;
     if (!collecting(c, s)) return;
     for (int l = 0; l < c->n_layers; l++)
-        if (s->obs_layer[l] == layer) {
-            clnp_count(in, B, c->layers[l].out, s->active[l]);
-            s->samples[l] += B;
+        if (s->obs_layer[l] == layer && c->layers[l].prunable) {
+            /* (B, positions, channels) = (B positions) rows of out */
+            long rows = (long)B * (c->m->layers[layer].in_size / c->layers[l].out);
+            clnp_count(in, (int)rows, c->layers[l].out, s->active[l]);
+            s->samples[l] += (double)rows;
         }
 }
 
@@ -126,7 +133,7 @@ static void clnp_post_step(compress *c) {
     if (++s->collected < c->p.t_delta) return;
     for (int l = 0; l < c->n_layers; l++) {
         cl_layer *L = &c->layers[l];
-        if (!s->active[l]) continue;
+        if (!s->active[l] || !L->prunable) continue;
         clnp_mask(s->active[l], s->samples[l], L->in, L->out, c->p.threshold, L->mask);
         memset(s->active[l], 0, (size_t)L->out * sizeof(double));
         s->samples[l] = 0;

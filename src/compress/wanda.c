@@ -9,9 +9,11 @@
  * (calculate_pruning_budget) or the plain target — or N:M (keep N of every
  * M consecutive inputs per output; nm_convention: prune_n for PQuant's
  * reading) — and the 0/1 mask stays fixed. compress_wanda_oneshot is the
- * paper's post-training mode on calibration batches. Not here: sequential
- * layer-by-layer calibration (all layers see the dense model's inputs).
- * Invariant: the mask is 0/1 at all times; ties go by input index. */
+ * paper's post-training mode on calibration batches. Conv kernels are
+ * (kh kw cin, cout) matrices: the norm is per input channel, summed over
+ * batch and positions (channels last), and row r uses channel r % cin. Not
+ * here: sequential layer-by-layer calibration (all layers see the dense
+ * model's inputs). Invariant: the mask is 0/1; ties go by input index. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +85,9 @@ int wanda_nm_keep(int N, int M, prune_nm_convention conv) {
 /* ---- the pruner ------------------------------------------------------------- */
 
 typedef struct {
-    double **sqsum;   /* (n_layers) -> (in) sum of x_j^2, prunable layers */
+    double **sqsum;   /* (n_layers) -> (nfeat) sum of x^2 per input feature/channel */
+    int *nfeat;       /* (n_layers) Dense: in; conv: input channels */
+    double *rowsq;    /* (max in) sqsum per kernel row */
     double *budget;   /* (n_layers) prune ratio per layer */
     float *score;     /* (max n) */
     float *col;       /* (max in) */
@@ -102,7 +106,8 @@ static void wanda_free(compress *c) {
     if (!s) return;
     if (s->sqsum)
         for (int l = 0; l < c->n_layers; l++) free(s->sqsum[l]);
-    free(s->sqsum); free(s->budget); free(s->score); free(s->col); free(s->sorted);
+    free(s->sqsum); free(s->nfeat); free(s->rowsq); free(s->budget); free(s->score);
+    free(s->col); free(s->sorted);
     free(s->w); free(s->n); free(s->map); free(s->r);
     free(s);
     c->state = NULL;
@@ -138,9 +143,11 @@ static nl_status wanda_init(compress *c, nl_error *e) {
         const cl_layer *cl = &c->layers[l];
         if (cl->n > maxn) maxn = cl->n;
         if (cl->in > maxin) maxin = cl->in;
-        if (cl->prunable) N += cl->n;
+        N += cl->n; /* all kernels: prunable may be decided after init */
     }
     s->sqsum = calloc((size_t)L + 1, sizeof *s->sqsum);
+    s->nfeat = calloc((size_t)L + 1, sizeof *s->nfeat);
+    s->rowsq = malloc((size_t)maxin * sizeof *s->rowsq);
     s->budget = calloc((size_t)L + 1, sizeof *s->budget);
     s->score = malloc((size_t)maxn * sizeof *s->score);
     s->col = malloc((size_t)maxin * sizeof *s->col);
@@ -149,12 +156,14 @@ static nl_status wanda_init(compress *c, nl_error *e) {
     s->n = calloc((size_t)L + 1, sizeof *s->n);
     s->map = calloc((size_t)L + 1, sizeof *s->map);
     s->r = calloc((size_t)L + 1, sizeof *s->r);
-    int ok = s->sqsum && s->budget && s->score && s->col && s->sorted && s->w && s->n &&
-             s->map && s->r;
+    int ok = s->sqsum && s->nfeat && s->rowsq && s->budget && s->score && s->col && s->sorted &&
+             s->w && s->n && s->map && s->r;
     for (int l = 0; ok && l < L; l++) {
         s->budget[l] = p->sparsity;
-        if (!c->layers[l].prunable) continue;
-        s->sqsum[l] = calloc((size_t)c->layers[l].in, sizeof **s->sqsum);
+        /* every kernel layer: compress_create may leave conv kernels out */
+        const layer *ml = &c->m->layers[c->layers[l].layer];
+        s->nfeat[l] = ml->kind == LAYER_DENSE || ml->in_c < 1 ? c->layers[l].in : ml->in_c;
+        s->sqsum[l] = calloc((size_t)s->nfeat[l], sizeof **s->sqsum);
         ok = s->sqsum[l] != NULL;
     }
     if (!ok) {
@@ -180,10 +189,15 @@ static void wanda_setup(compress *c) {
     for (int j = 0; j < np; j++) s->budget[s->map[j]] = s->r[j];
 }
 
-static void accumulate(double *sq, const float *x, int B, int in) {
+/* sq[k] += x^2 over the B samples of a (B, in_size) layer input, feature
+ * k = index % nf (nf = in_size for Dense; channels last for conv). */
+static void accumulate(double *sq, int nf, const float *x, int B, int in_size) {
     for (int b = 0; b < B; b++) {
-        const float *row = x + (size_t)b * in;
-        for (int i = 0; i < in; i++) sq[i] += (double)row[i] * row[i];
+        const float *row = x + (size_t)b * in_size;
+        for (int i = 0, k = 0; i < in_size; i++) {
+            sq[k] += (double)row[i] * row[i];
+            if (++k == nf) k = 0;
+        }
     }
 }
 
@@ -195,7 +209,8 @@ static void compute_masks(compress *c) {
         cl_layer *L = &c->layers[l];
         if (!L->prunable) continue;
         const float *w = c->m->params + L->w_off;
-        wanda_scores(w, L->in, L->out, s->sqsum[l], s->score);
+        for (int r = 0; r < L->in; r++) s->rowsq[r] = s->sqsum[l][r % s->nfeat[l]];
+        wanda_scores(w, L->in, L->out, s->rowsq, s->score);
         if (p->M > 0)
             wanda_nm_mask(s->score, L->in, L->out, wanda_nm_keep(p->N, p->M, p->nm_convention),
                           p->M, L->mask);
@@ -211,7 +226,8 @@ static void wanda_observe(compress *c, int layer, const float *in, int B) {
     if (s->done || s->batch < c->p.t_start_collecting_batch) return;
     for (int l = 0; l < c->n_layers; l++) {
         cl_layer *L = &c->layers[l];
-        if (L->layer == layer && L->prunable) accumulate(s->sqsum[l], in, B, L->in);
+        if (L->layer == layer && L->prunable)
+            accumulate(s->sqsum[l], s->nfeat[l], in, B, c->m->layers[layer].in_size);
     }
 }
 
@@ -275,7 +291,7 @@ nl_status compress_wanda_oneshot(compress *c, const float *x, long n, int batche
      * (P = identity, quantizers as configured). */
     wanda_setup(c);
     for (int l = 0; l < c->n_layers; l++)
-        if (c->layers[l].prunable) memset(s->sqsum[l], 0, (size_t)c->layers[l].in * sizeof(double));
+        if (c->layers[l].prunable) memset(s->sqsum[l], 0, (size_t)s->nfeat[l] * sizeof(double));
     c->stage = STAGE_PRETRAIN;
     c->frozen = 0;
     cm_pre_forward(c);
@@ -289,7 +305,7 @@ nl_status compress_wanda_oneshot(compress *c, const float *x, long n, int batche
             const cl_layer *L = &c->layers[l];
             if (!L->prunable) continue;
             const float *in = L->layer == 0 ? xb : m->layers[L->layer - 1].out;
-            accumulate(s->sqsum[l], in, nb, L->in);
+            accumulate(s->sqsum[l], s->nfeat[l], in, nb, m->layers[L->layer].in_size);
         }
     }
     s->collected = used;
