@@ -49,6 +49,7 @@ typedef struct {
     trial_progress_fn cb;
     void *cb_ctx;
     sbuf history;           /* history.csv text */
+    sbuf layers;            /* layers.csv text */
     sbuf log;               /* the trial's log */
     double train_seconds;   /* training part of the epochs */
     double samples;
@@ -107,6 +108,26 @@ static nl_status estimate_fpga(const trial_config *tc, model *m, const modelio_l
     return st;
 }
 
+/* layers.csv: per layer with weights, the compression report joined (by
+ * layer name) with the FPGA cost; activation layers have FPGA cost only. */
+static void layers_csv(sbuf *b, const compress_report *cr, const fpga_report *fr) {
+    sbuf_printf(b, "layer,weights,remaining_weights,sparsity,bits_min,bits_mean,bits_max,ebops,"
+                   "dsp,lut,ff,bram18,latency_cycles,multipliers\n");
+    for (int k = 0; k < fr->n_layers; k++) {
+        const fpga_cost *f = &fr->layers[k];
+        const compress_layer_report *L = NULL;
+        for (int i = 0; i < cr->n; i++)
+            if (!strcmp(cr->layers[i].name, f->name)) L = &cr->layers[i];
+        if (L)
+            sbuf_printf(b, "%s,%ld,%ld,%.6f,%d,%.4f,%d,%.0f,", L->name, L->weights, L->remaining, L->sparsity,
+                        L->bits_min, L->bits_mean, L->bits_max, L->ebops);
+        else
+            sbuf_printf(b, "%s,,,,,,,,", f->name);
+        sbuf_printf(b, "%ld,%ld,%ld,%ld,%d,%ld\n", f->dsp, f->lut, f->ff, f->bram18, f->latency_cycles,
+                    f->multipliers);
+    }
+}
+
 /* ---- files -------------------------------------------------------------- */
 
 static nl_status write_files(const char *dir, int id, const char *yaml, model *m,
@@ -122,6 +143,10 @@ static nl_status write_files(const char *dir, int id, const char *yaml, model *m
     st = fs_write_atomic(path, h.s, h.len, e);
     sbuf_free(&h);
     if (st) return st;
+    if (x->layers.s) {
+        fs_join(path, sizeof path, dir, "layers.csv");
+        if ((st = fs_write_atomic(path, x->layers.s, x->layers.len, e))) return st;
+    }
     fs_join(path, sizeof path, dir, "log");
     sbuf_printf(&x->log, "status: %s%s%s\n", trial_status_name(res->status),
                 res->reason[0] ? ": " : "", res->reason);
@@ -249,14 +274,10 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     res->metrics[MET_WEIGHTS] = (double)cr.weights;
     res->metrics[MET_REMAINING_WEIGHTS] = (double)cr.remaining;
     res->metrics[MET_EBOPS] = cr.ebops;
-    for (int i = 0; i < cr.n; i++)
-        sbuf_printf(&x.log, "layer %s: weights %ld remaining %ld sparsity %.4f bits %d..%d (mean %.2f) ebops %.0f\n",
-                    cr.layers[i].name, cr.layers[i].weights, cr.layers[i].remaining, cr.layers[i].sparsity,
-                    cr.layers[i].bits_min, cr.layers[i].bits_max, cr.layers[i].bits_mean, cr.layers[i].ebops);
-    compress_report_free(&cr);
     fpga_report fr;
     memset(&fr, 0, sizeof fr);
     if (layer_info(&tc, m, c, &info, &te) || estimate_fpga(&tc, m, info, &fr, &te)) {
+        compress_report_free(&cr);
         set_failed(res, TRIAL_FAILED, te.msg);
         goto finish;
     }
@@ -267,6 +288,8 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     res->metrics[MET_LATENCY_CYCLES] = fr.total.latency_cycles;
     res->metrics[MET_LATENCY_NS] = fr.latency_ns;
     res->metrics[MET_FITS] = fr.fits;
+    layers_csv(&x.layers, &cr, &fr);
+    compress_report_free(&cr);
     fpga_report_free(&fr);
     res->metrics[MET_EPOCHS] = x.epochs;
     res->metrics[MET_TRAIN_SECONDS] = wall;
@@ -277,6 +300,7 @@ finish:
     if (trial_dir) st = write_files(trial_dir, trial_id, trial_yaml, m, info, res, &x, e);
     free(info);
     sbuf_free(&x.history);
+    sbuf_free(&x.layers);
     sbuf_free(&x.log);
     compress_free(c);
     modelio_free(&teacher);
