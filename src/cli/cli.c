@@ -178,6 +178,14 @@ static int cmd_train(int argc, char **argv) {
     nl_error e = {0};
     char *text;
     if (fs_read_all(file, &text, NULL, &e)) { fprintf(stderr, "nnlo-c: %s\n", e.msg); return 2; }
+    /* A config error is the user's to fix: say it plainly, exit 2. */
+    trial_config probe;
+    if (config_load_trial(file, &probe, &e)) {
+        fprintf(stderr, "nnlo-c: %s\n", e.msg);
+        free(text);
+        return 2;
+    }
+    config_free_trial(&probe);
     /* Relative data paths in the file are relative to the file's folder. */
     char *dir = str_dup(file);
     char *slash = strrchr(dir, '/');
