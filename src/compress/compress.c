@@ -273,12 +273,7 @@ compress *compress_create(model *m, const cfg_pruning *p, const cfg_quant *q,
         L->n = (long)L->in * L->out;
         L->w_off = ml->w_off;
         L->b_off = ml->b_off;
-        L->prunable = c->pruning;
-        /* Methods with their own per-layer segments (plan) or input
-         * statistics (observe) size them for Dense layers: they leave conv
-         * kernels unpruned (quantization still applies). */
-        if ((int)ml->kind != LAYER_DENSE && c->ops && (c->ops->plan || c->ops->observe))
-            L->prunable = 0;
+        L->prunable = c->pruning;   /* Dense and conv kernels alike, every method */
         for (int d = 0; d < p->n_disable; d++)
             if (strcmp(ml->name, p->disable_layers[d]) == 0) L->prunable = 0;
         L->mask = malloc((size_t)L->n * sizeof *L->mask);
