@@ -1,11 +1,13 @@
 /* bench_nn.c — training throughput of the nn core on random data: the jet
- * MLP 16-64-32-32-5 (batch 256 and 1024) and the Fashion-MNIST-shaped MLP
- * 784-256-128-10 (batch 256), Adam, samples/s as the median of timed epochs
- * after one warm-up epoch. Standalone, not part of the build or the tests:
- *   cc -O2 -march=x86-64-v2 -std=c11 -D_DEFAULT_SOURCE -Iinclude \
+ * MLP 16-64-32-32-5 (batch 256 and 1024), the Fashion-MNIST-shaped MLP
+ * 784-256-128-10 (batch 256) and the Fashion-MNIST CNN of torch_peer.py
+ * (conv 16 3x3, pool 2, conv 32 3x3, pool 2, dense 64, dense 10; batch 128),
+ * Adam, samples/s as the median of timed epochs after one warm-up epoch.
+ * Standalone, not part of the build or the tests:
+ *   cc -O2 -march=x86-64-v2 -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -Iinclude \
  *     $(pkg-config --cflags openblas) bench/bench_nn.c src/nn/[a-z]*.c src/util/[a-z]*.c \
  *     $(pkg-config --libs openblas) -lm -o build/bench_nn
- *   OPENBLAS_NUM_THREADS=1 build/bench_nn [jet256|jet1024|fmlp|fmlpsgd|jetq|all] [epochs] */
+ *   OPENBLAS_NUM_THREADS=1 build/bench_nn [jet256|jet1024|fmlp|fmlpsgd|jetq|cnn|all] [epochs] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,9 @@ static void make_blobs(float *x, int32_t *y, long n, int d, int k, float spread,
     free(c);
 }
 
+static void run_specs(const char *label, const layer_spec *specs, int ns, int in, int classes,
+                      long n, int batch, optim_kind ok, int epochs);
+
 /* quant != 0: an ap_fixed<16,6> activation quantizer after every Dense
  * (what a quantized trial trains), to see what QUANT layers cost. */
 static void run(const char *label, const int *units, int n_dense, int in, int classes, long n,
@@ -59,6 +64,30 @@ static void run(const char *label, const int *units, int n_dense, int in, int cl
             specs[ns++].kind = LAYER_RELU;
         }
     }
+    run_specs(label, specs, ns, in, classes, n, batch, ok, epochs);
+}
+
+/* The CNN of torch_peer.py --model cnn on 28x28x1 inputs. */
+static void run_cnn(long n, int batch, int epochs) {
+    layer_spec sp[10];
+    memset(sp, 0, sizeof sp);
+    int kinds[10] = {LAYER_CONV2D, LAYER_RELU, LAYER_MAXPOOL2D, LAYER_CONV2D, LAYER_RELU,
+                     LAYER_MAXPOOL2D, LAYER_FLATTEN, LAYER_DENSE, LAYER_RELU, LAYER_DENSE};
+    for (int l = 0; l < 10; l++) {
+        sp[l].kind = (layer_kind)kinds[l];
+        sp[l].kernel[0] = sp[l].kernel[1] = 3;
+        sp[l].pool[0] = sp[l].pool[1] = 2;
+    }
+    sp[0].in_shape[0] = 28; sp[0].in_shape[1] = 28; sp[0].in_shape[2] = 1;
+    sp[0].filters = 16;
+    sp[3].filters = 32;
+    sp[7].units = 64;
+    sp[9].units = 10;
+    run_specs("cnn", sp, 10, 784, 10, n, batch, OPT_ADAM, epochs);
+}
+
+static void run_specs(const char *label, const layer_spec *specs, int ns, int in, int classes,
+                      long n, int batch, optim_kind ok, int epochs) {
     nl_error e = {0};
     model *m = model_create(specs, ns, in, batch, NULL, NULL, 0, &e);
     if (!m) { fprintf(stderr, "%s\n", e.msg); exit(1); }
@@ -110,5 +139,6 @@ int main(int argc, char **argv) {
     if (all || strcmp(which, "fmlp") == 0) run("fmlp", fmlp, 3, 784, 10, 60000, 256, OPT_ADAM, epochs, 0);
     if (all || strcmp(which, "fmlpsgd") == 0) run("fmlp", fmlp, 3, 784, 10, 60000, 256, OPT_SGD, epochs, 0);
     if (strcmp(which, "jetq") == 0) run("jet+q", jet, 4, 16, 5, 100000, 256, OPT_ADAM, epochs, 1);
+    if (all || strcmp(which, "cnn") == 0) run_cnn(20000, 128, epochs);
     return 0;
 }
