@@ -94,6 +94,21 @@ void conv_backward_ref(float *din, float *dw, float *db, const float *dout, cons
 
 /* ---- convolution: im2col + sgemm ------------------------------------------ */
 
+/* d[0..n) = s[0..n) for n < 8 (a first conv on 1-3 channels copies rows
+ * of 3-9 floats: a vector loop's set-up costs more than the copy). */
+static inline void copy_short(float *restrict d, const float *restrict s, int n) {
+    switch (n) {
+    case 7: d[6] = s[6]; /* fall through */
+    case 6: d[5] = s[5]; /* fall through */
+    case 5: d[4] = s[4]; /* fall through */
+    case 4: d[3] = s[3]; /* fall through */
+    case 3: d[2] = s[2]; /* fall through */
+    case 2: d[1] = s[1]; /* fall through */
+    case 1: d[0] = s[0]; /* fall through */
+    default: break;
+    }
+}
+
 /* col (S oh ow, kh kw c): row (s, oy, ox) holds the window of output pixel
  * (oy, ox) in the layout of a kernel row, zeros where it overhangs. */
 NN_HOT
@@ -116,7 +131,8 @@ static void im2col(float *restrict col, const float *restrict in, int S, const c
                     }
                     const float *src = x + ((long)iy * g->w + ix0) * C;
                     if (full) {
-                        for (int j = 0; j < rowlen; j++) d[j] = src[j];
+                        if (rowlen < 8) copy_short(d, src, rowlen);
+                        else for (int j = 0; j < rowlen; j++) d[j] = src[j];
                         continue;
                     }
                     for (int kx = 0; kx < KW; kx++) {
