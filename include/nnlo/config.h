@@ -129,6 +129,8 @@ typedef struct {
     int t_start_collecting_batch;/* default 100 */
     int t_delta;                 /* batches to accumulate; default 100 */
     int calculate_pruning_budget;/* wanda; default 1 */
+    int calibration_batches;     /* wanda one-shot (post-training) mode: prune after the
+                                    pre-training stage from this many batches; 0 = off */
     int N, M;                    /* wanda N:M; 0 = off (YAML null, PQuant's default) */
     prune_nm_convention nm_convention; /* keep_n (default): keep N of every M; prune_n: PQuant's */
     double threshold;            /* activation_pruning: keep a neuron active in > threshold; 0.2 */
@@ -210,6 +212,8 @@ typedef struct {
     cfg_quant quant;
     cfg_fpga fpga;
     cfg_distill distill;         /* `distillation:` section */
+    char model_init[512];        /* model.init: an nnlo-c model file whose weights start
+                                    training (e.g. `nnlo-c import` of a Keras model); "" = random */
 } trial_config;
 
 /* Parses a trial YAML (no search dimensions allowed: they are an error that

@@ -128,6 +128,7 @@ static const cfg_key model_keys[] = {
     {.name = "layers", .type = KT_ANY, .off = CFG_NO_FIELD, .flags = KF_REQUIRED},
     {.name = "input_shape", .type = KT_INTLIST, .off = D(input_shape), .off2 = D(n_input_shape),
      .cap = 3, .flags = KF_MIN | KF_NULLABLE, .lo = 1},
+    K_STR("init", D(t.model_init), 512, "", KF_PATH | KF_NODIM),
 };
 
 /* The layer keys; the order is used by layer_key_types below. kernel_size,
@@ -239,6 +240,7 @@ static const cfg_key pruning_keys[] = {
     /* wanda, activation_pruning */
     K_INT("t_start_collecting_batch", P(t_start_collecting_batch), 100, KF_MIN, 0, 0),
     K_INT("t_delta", P(t_delta), 100, KF_MIN, 1, 0),
+    K_INT("calibration_batches", P(calibration_batches), 0, KF_MIN, 0, 0),
     K_BOOL("calculate_pruning_budget", P(calculate_pruning_budget), 1),
     K_INT("N", P(N), 0, KF_MIN | KF_NULLABLE, 1, 0),
     K_INT("M", P(M), 0, KF_MIN | KF_NULLABLE, 2, 0),
@@ -528,6 +530,10 @@ static nl_status sec_pruning(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
     if (p->N > 0 && p->N >= p->M)
         return cfg_err(c, seen[seen_i(pruning_keys, N_(pruning_keys), "N")],
                        "pruning_parameters.N: must be smaller than M (%d), got %d", p->M, p->N);
+    if (p->calibration_batches > 0 && p->method != PRUNE_WANDA)
+        return cfg_err(c, seen[seen_i(pruning_keys, N_(pruning_keys), "calibration_batches")],
+                       "pruning_parameters.calibration_batches: the one-shot post-training mode is "
+                       "wanda's; set pruning_method: wanda or remove the key");
     return NL_OK;
 }
 

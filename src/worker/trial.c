@@ -161,6 +161,64 @@ static nl_status write_files(const char *dir, int id, const char *yaml, model *m
     return modelio_save(path, m, info, &meta, e);
 }
 
+/* model.init: the weights (kernels and biases of Dense/Conv layers, in
+ * order) of a saved model start training instead of random ones. The
+ * architectures must match layer for layer; names may differ (an imported
+ * Keras model keeps its own). */
+static nl_status init_from_file(model *m, const char *path, nl_error *e) {
+    modelio_file f;
+    memset(&f, 0, sizeof f);
+    nl_status st = modelio_load(path, 1, &f, e);
+    if (st) return nl_err_prefix(e, "model.init");
+    int j = 0;
+    for (int l = 0; l < m->n_layers && st == NL_OK; l++) {
+        const layer *L = &m->layers[l];
+        if (!layer_has_kernel((int)L->kind)) continue;
+        while (j < f.m->n_layers && !layer_has_kernel((int)f.m->layers[j].kind)) j++;
+        if (j >= f.m->n_layers) {
+            st = nl_err(e, NL_ERR_CONFIG, "model.init: %s has fewer weighted layers than this model "
+                        "(nothing for layer %s)", path, L->name);
+            break;
+        }
+        const layer *F = &f.m->layers[j++];
+        long n = (long)layer_kernel_rows(L) * L->out_size, fn = (long)layer_kernel_rows(F) * F->out_size;
+        if (F->kind != L->kind || n != fn || L->out_size != F->out_size) {
+            st = nl_err(e, NL_ERR_CONFIG, "model.init: layer %s of %s (%ld weights, %d outputs) does not "
+                        "match layer %s of this model (%ld weights, %d outputs)", F->name, path, fn,
+                        F->out_size, L->name, n, L->out_size);
+            break;
+        }
+        memcpy(m->params + L->w_off, f.m->weff + F->w_off, (size_t)n * sizeof(float));
+        if (L->b_off >= 0 && F->b_off >= 0)
+            memcpy(m->params + L->b_off, f.m->weff + F->b_off, (size_t)L->out_size * sizeof(float));
+    }
+    if (st == NL_OK) {
+        while (j < f.m->n_layers && !layer_has_kernel((int)f.m->layers[j].kind)) j++;
+        if (j < f.m->n_layers)
+            st = nl_err(e, NL_ERR_CONFIG, "model.init: %s has more weighted layers than this model "
+                        "(from layer %s on)", path, f.m->layers[j].name);
+    }
+    modelio_free(&f);
+    return st;
+}
+
+/* Wanda's one-shot post-training mode: train dense (pre-training stage),
+ * prune from calibration batches, fine-tune with the frozen masks. */
+static nl_status train_oneshot(compress *c, model *m, optim *o, const trial_config *tc,
+                               const train_data *d, rng_t *r, epoch_callback cb, void *ctx, nl_error *e) {
+    cfg_training dense = tc->train, fine = tc->train;
+    dense.epochs = 0;
+    dense.fine_tuning_epochs = 0;
+    fine.pretraining_epochs = 0;
+    fine.epochs = 0;
+    nl_status st = NL_OK;
+    if (dense.pretraining_epochs > 0) st = compress_train(c, m, o, &dense, d, r, cb, ctx, e);
+    if (st == NL_OK)
+        st = compress_wanda_oneshot(c, d->x_train, d->n_train, tc->prune.calibration_batches, e);
+    if (st == NL_OK) st = compress_train(c, m, o, &fine, d, r, cb, ctx, e);
+    return st;
+}
+
 /* ---- the trial -------------------------------------------------------- */
 
 static void set_failed(trial_result *res, trial_status s, const char *why) {
@@ -225,6 +283,10 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     rng_seed(&r_init, rng_derive(tc.seed, 1));
     rng_seed(&r_train, rng_derive(tc.seed, 2));
     model_init_params(m, &r_init);
+    if (tc.model_init[0] && init_from_file(m, tc.model_init, &te)) {
+        set_failed(res, TRIAL_FAILED, te.msg);
+        goto finish;
+    }
     if (optim_init(&opt, tc.train.optimizer == OPTIMIZER_SGD ? OPT_SGD : OPT_ADAM, m->n_params, &te)) {
         set_failed(res, TRIAL_FAILED, te.msg);
         goto finish;
@@ -246,7 +308,10 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
 
     train_data d = {db->train.x, db->train.y, db->train.n, db->val.x, db->val.y, db->val.n};
     double t0 = time_now();
-    st = compress_train(c, m, &opt, &tc.train, &d, &r_train, on_epoch, &x, &te);
+    if (tc.prune.enable_pruning && tc.prune.calibration_batches > 0)
+        st = train_oneshot(c, m, &opt, &tc, &d, &r_train, on_epoch, &x, &te);
+    else
+        st = compress_train(c, m, &opt, &tc.train, &d, &r_train, on_epoch, &x, &te);
     double wall = time_now() - t0;
     if (st == NL_ERR_INTERRUPTED) { set_failed(res, TRIAL_INTERRUPTED, te.msg); goto finish; }
     if (st != NL_OK) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
