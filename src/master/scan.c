@@ -23,6 +23,7 @@ typedef struct {
     int *busy;         /* per rank: running trial id or -1 */
     int draining;
     int finished_now;  /* trials finished in this run */
+    double t0;         /* when this run started */
 } master;
 
 static void values_json(const master *M, const trial_entry *t, sbuf *b) {
@@ -50,14 +51,31 @@ static nl_status record_result(master *M, trial_entry *t, nl_error *e) {
     return st;
 }
 
-static void log_result(const trial_entry *t) {
+/* "[7/20, ETA 3m10s]": finished over all, and the time the rest should
+ * take at this run's pace (finished_now trials in `elapsed` seconds). */
+static void progress(const master *M, char *buf, size_t len) {
+    int done = 0;
+    for (int i = 0; i < M->n; i++) done += M->t[i].state == 2;
+    double elapsed = time_now() - M->t0;
+    int left = M->n - done;
+    if (M->finished_now > 0 && left > 0) {
+        double eta = elapsed / M->finished_now * left;
+        snprintf(buf, len, "[%d/%d, ETA %dm%02ds]", done, M->n, (int)(eta / 60), (int)eta % 60);
+    } else {
+        snprintf(buf, len, "[%d/%d]", done, M->n);
+    }
+}
+
+static void log_result(const master *M, const trial_entry *t) {
     const double *m = t->res.metrics;
+    char pr[64];
+    progress(M, pr, sizeof pr);
     if (t->res.status == TRIAL_DONE)
-        log_info("trial %d done: val_acc %.4f test_acc %.4f sparsity %.3f ebops %.0f dsp %.0f lut %.0f latency %.0f cycles (%.1f s)",
-                 t->id, m[MET_VAL_ACCURACY], m[MET_TEST_ACCURACY], m[MET_SPARSITY], m[MET_EBOPS], m[MET_DSP],
+        log_info("%s trial %d done: val_acc %.4f test_acc %.4f sparsity %.3f ebops %.0f dsp %.0f lut %.0f latency %.0f cycles (%.1f s)",
+                 pr, t->id, m[MET_VAL_ACCURACY], m[MET_TEST_ACCURACY], m[MET_SPARSITY], m[MET_EBOPS], m[MET_DSP],
                  m[MET_LUT], m[MET_LATENCY_CYCLES], m[MET_TRAIN_SECONDS]);
     else
-        log_warn("trial %d %s: %s", t->id, trial_status_name(t->res.status), t->res.reason);
+        log_warn("%s trial %d %s: %s", pr, t->id, trial_status_name(t->res.status), t->res.reason);
 }
 
 /* Sends worker w the next pending trial; returns 1 if one was sent. A
@@ -75,7 +93,7 @@ static int dispatch(master *M, int w, nl_error *e) {
             t->res.status = TRIAL_FAILED;
             snprintf(t->res.reason, sizeof t->res.reason, "%s", re.msg);
             M->finished_now++;
-            log_result(t);
+            log_result(M, t);
             if (record_result(M, t, e)) return -1;
             continue;
         }
@@ -168,6 +186,7 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
     M.s = s;
     M.o = o;
     M.c = c;
+    M.t0 = time_now();
     snprintf(M.out, sizeof M.out, "%s", o->out_dir ? o->out_dir : s->output_dir);
     int size = comm_size(c), nworkers = size - 1;
     nl_status st = NL_OK;
@@ -254,7 +273,7 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
             }
             t->state = 2;
             M.finished_now++;
-            log_result(t);
+            log_result(&M, t);
             if ((st = record_result(&M, t, e))) { comm_msg_free(&m); goto shutdown_all; }
             break;
         }
