@@ -212,6 +212,7 @@ void compress_free(compress *c) {
         free(c->layers[l].tmp);
         free(c->layers[l].inr);
         free(c->layers[l].binr);
+        free(c->layers[l].dead);
     }
     free(c->layers);
     free(c);
@@ -280,7 +281,8 @@ compress *compress_create(model *m, const cfg_pruning *p, const cfg_quant *q,
         L->tmp = malloc((size_t)L->n * sizeof *L->tmp);
         L->inr = malloc((size_t)L->n);
         L->binr = malloc((size_t)L->out);
-        if (!L->mask || !L->tmp || !L->inr || !L->binr) goto nomem;
+        L->dead = calloc((size_t)L->out, 1);
+        if (!L->mask || !L->tmp || !L->inr || !L->binr || !L->dead) goto nomem;
         for (long j = 0; j < L->n; j++) L->mask[j] = 1.0f;
         L->w_spec = c->quantization ? q->weight : default_spec();
         L->b_spec = c->quantization ? q->bias : default_spec();
@@ -301,6 +303,27 @@ nomem:
 fail:
     compress_free(c);
     return NULL;
+}
+
+/* ---- structured pruning: a removed unit takes its bias along --------------- */
+
+int cm_structured(const compress *c) {
+    return c->pruning && ((c->p.method == PRUNE_PDP && c->p.structured_pruning) ||
+                          c->p.method == PRUNE_ACTIVATION);
+}
+
+void cm_freeze_units(compress *c) {
+    if (!cm_structured(c)) return;
+    for (int li = 0; li < c->n_layers; li++) {
+        cl_layer *L = &c->layers[li];
+        if (!L->prunable) continue;
+        for (int o = 0; o < L->out; o++) {
+            int dead = 1;
+            for (int i = 0; i < L->in && dead; i++) dead = L->mask[(long)i * L->out + o] == 0.0f;
+            L->dead[o] = (unsigned char)dead;
+            if (dead) c->m->params[L->b_off + o] = 0.0f;
+        }
+    }
 }
 
 /* ---- the hooks ---------------------------------------------------------------- */
@@ -358,6 +381,9 @@ void cm_pre_forward(compress *c) {
         float *be = m->weff + L->b_off;
         if (c->quantization) cq_bias_forward(c, li, b, be);
         else memcpy(be, b, (size_t)L->out * sizeof *be);
+        if (p_kind(c, L) == P_FROZEN) /* a removed unit's bias is removed with it */
+            for (int o = 0; o < L->out; o++)
+                if (L->dead[o]) be[o] = 0.0f;
     }
     /* A method's own segments, and parameters of layers without a kernel
      * (BatchNorm's gamma and beta), are read as they are. */
@@ -389,6 +415,9 @@ static float hook_post_backward(void *ctx, model *m) {
         if (c->quantization)
             cq_bias_backward(c, li, m->params + L->b_off, m->weff + L->b_off,
                              m->grads + L->b_off);
+        if (p_kind(c, L) == P_FROZEN)
+            for (int o = 0; o < L->out; o++)
+                if (L->dead[o]) m->grads[L->b_off + o] = 0.0f;
     }
     float extra = cq_extra_loss(c); /* HGQ's bit-width losses */
     if (c->stage == STAGE_MAIN && !c->frozen && c->pruning && c->ops && c->ops->extra_loss)
@@ -404,9 +433,15 @@ static void hook_observe(void *ctx, const model *m, int layer, const float *in, 
 }
 
 static void hook_post_step(void *ctx, model *m) {
-    (void)m;
     compress *c = ctx;
     if (c->stage == STAGE_MAIN && !c->frozen && c->ops && c->ops->post_step) c->ops->post_step(c);
+    /* Adam's momentum would move a removed unit's bias: hold it at 0 */
+    for (int li = 0; c->frozen && li < c->n_layers; li++) {
+        const cl_layer *L = &c->layers[li];
+        if (p_kind(c, L) != P_FROZEN) continue;
+        for (int o = 0; o < L->out; o++)
+            if (L->dead[o]) m->params[L->b_off + o] = 0.0f;
+    }
 }
 
 train_hooks compress_hooks(compress *c) {

@@ -24,6 +24,8 @@ typedef struct {
     float *tmp;                /* (n) P(W) or Q(W), the intermediate of weff */
     unsigned char *inr;        /* (n) STE window of the weight quantizer's input */
     unsigned char *binr;       /* (out) same for the bias */
+    unsigned char *dead;       /* (out) structured methods, masks frozen: 1 = the unit's kernel
+                                  column is all pruned, its bias is held at exactly 0 */
     fixed_spec w_spec, b_spec, in_spec, out_spec;
     fixed_spec w_train, b_train; /* as w_spec/b_spec, but WRAP modes clip (training) */
     int in_quantized;          /* a QUANT layer feeds this Dense (through ReLUs) */
@@ -144,6 +146,13 @@ double cm_total_ebops(const compress *c);
 int cm_input_bits(const compress *c, const cl_layer *L);
 /* weff for every Dense layer from params in the current stage. */
 void cm_pre_forward(compress *c);
+/* 1 for the structured methods (pdp with structured_pruning, activation_pruning),
+ * whose pruned units lose their bias too. */
+int cm_structured(const compress *c);
+/* After the masks are made 0/1 and frozen: for structured methods, marks the
+ * units whose kernel column is all pruned (L->dead) and zeroes their bias
+ * in params; cm_pre_forward and the hooks then keep it at exactly 0. */
+void cm_freeze_units(compress *c);
 
 /* ---- cs, dst, autosparse (cs.c, dst.c, autosparse.c) ---------------------- */
 

@@ -161,6 +161,7 @@ static void freeze_masks(compress *c) {
         cl_layer *L = &c->layers[li];
         for (long j = 0; j < L->n; j++) L->mask[j] = L->mask[j] >= 0.5f ? 1.0f : 0.0f;
     }
+    cm_freeze_units(c); /* structured methods: pruned units lose their bias */
     c->frozen = 1;
 }
 
