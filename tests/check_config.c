@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "nnlo/config.h"
+#include "nnlo/metrics.h"
 #include "testutil.h"
 
 #define MINIMAL "data: {train: t.h5}\nmodel: {layers: [{type: dense}]}\n"
@@ -219,8 +220,14 @@ START_TEST(test_error_messages) {
                  "scan.yaml:3:32: training_parameters: 'lr' and 'learning_rate' are the same "
                  "setting; give only one");
     expect_error(MINIMAL "constraints: {dps: 3}\n", 1,
-                 "scan.yaml:3:15: unknown metric 'dps' in constraints (known: dsp, lut, ff, bram18, "
-                 "latency_cycles, latency_ns, ebops, remaining_weights); did you mean 'dsp'?");
+                 "scan.yaml:3:15: unknown metric 'dps' in constraints (any metric of results.csv: "
+                 "dsp, lut, ff, bram18, latency_cycles, latency_ns, ebops, remaining_weights, "
+                 "val_accuracy, ...); did you mean 'dsp'?");
+    expect_error(MINIMAL "search: {objective: val_acuracy}\n", 1,
+                 "scan.yaml:3:21: search.objective: expected one of val_accuracy, val_loss, "
+                 "test_accuracy, test_loss, sparsity, weights, remaining_weights, ebops, dsp, lut, ff, "
+                 "bram18, latency_cycles, latency_ns, fits, epochs, train_seconds, "
+                 "train_samples_per_s, got 'val_acuracy'; did you mean 'val_accuracy'?");
     expect_error(MINIMAL "hpo_parameters: {sampler: {type: TPESampler}}\n", 1,
                  "scan.yaml:3:34: hpo_parameters.sampler.type: 'TPESampler' is not supported; "
                  "nnlo-c supports RandomSampler and GridSampler (or search.algorithm: random | grid)");
@@ -952,6 +959,25 @@ START_TEST(test_value_format) {
 }
 END_TEST
 
+/* search.objective takes any metric (default val_accuracy); constraints
+ * take any metric: a maximum for resources, a minimum for accuracies. */
+START_TEST(test_objective_and_constraints) {
+    scan_config s;
+    nl_error e = {0};
+    ck_assert_int_eq(config_parse_scan(MINIMAL, "a.yaml", "/b", &s, &e), NL_OK);
+    ck_assert_int_eq(s.objective, MET_VAL_ACCURACY);
+    config_free_scan(&s);
+    ck_assert_msg(config_parse_scan(MINIMAL "search: {objective: ebops}\n"
+                                    "constraints: {lut: 5000, val_accuracy: 0.75}\n",
+                                    "a.yaml", "/b", &s, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(s.objective, MET_EBOPS);
+    ck_assert_int_eq(s.n_constraints, 2);
+    ck_assert_str_eq(s.constraints[1].metric, "val_accuracy");
+    ck_assert(s.constraints[1].max == 0.75);
+    config_free_scan(&s);
+}
+END_TEST
+
 Suite *make_config_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
@@ -968,6 +994,7 @@ Suite *make_config_suite(void) {
     tcase_add_test(tc, test_relative_paths);
     tcase_add_test(tc, test_cnn_layers);
     tcase_add_test(tc, test_value_format);
+    tcase_add_test(tc, test_objective_and_constraints);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -174,6 +174,33 @@ START_TEST(test_drain_then_resume_matches_uninterrupted) {
 }
 END_TEST
 
+/* search.objective: lut (smaller is better); constraints on an accuracy
+ * are a minimum: val_acc >= 0.52 keeps ids 2, 3, 4; by LUT (1000 + 10 id):
+ * 2, then 3, then 4. */
+START_TEST(test_objective_and_min_constraint) {
+    char text[2048];
+    snprintf(text, sizeof text, "%s", SCAN);
+    char *c = strstr(text, "search:");
+    snprintf(c, sizeof text - (size_t)(c - text),
+             "search: {algorithm: random, trials: 7, top_k: 3, objective: lut}\n"
+             "constraints: {val_accuracy: 0.52}\n");
+    scan_config s;
+    nl_error e;
+    ck_assert_msg(config_parse_scan(text, "fake.yaml", "/tmp", &s, &e) == NL_OK, "%s", e.msg);
+    char out[600], p[700];
+    snprintf(out, sizeof out, "%s/obj", tu_tmpdir());
+    fake_worker f = {.stop_after = -1};
+    volatile sig_atomic_t flag = 0;
+    ck_assert_int_eq(run_scan(&s, out, 0, &f, &flag, &e), NL_OK);
+    const char *want[] = {"1_2", "2_3", "3_4"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/best/%s/trial.yaml", out, want[i]);
+        ck_assert_msg(fs_exists(p), "missing best/%s", want[i]);
+    }
+    config_free_scan(&s);
+}
+END_TEST
+
 START_TEST(test_search_points) {
     scan_config s;
     load(&s);
@@ -209,6 +236,7 @@ Suite *make_master_suite(void) {
     tcase_add_test(tc, test_full_scan);
     tcase_add_test(tc, test_drain_then_resume_matches_uninterrupted);
     tcase_add_test(tc, test_search_points);
+    tcase_add_test(tc, test_objective_and_min_constraint);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -249,8 +249,9 @@ typedef struct {
 typedef enum { SEARCH_RANDOM = 0, SEARCH_GRID = 1 } search_algorithm;
 
 typedef struct {
-    char metric[32];  /* dsp, lut, ff, bram18, latency_cycles, ebops, ... */
-    double max;
+    char metric[32];  /* any metric of metrics.h: dsp, lut, latency_cycles, val_accuracy, ... */
+    double max;       /* the bound: a maximum for metrics where smaller is better,
+                         a minimum for those where larger is better (accuracy) */
 } scan_constraint;
 
 typedef struct {
@@ -262,6 +263,8 @@ typedef struct {
     int trials;                   /* search.trials or hpo_parameters.num_trials; default 10
                                      (grid without either: the size of the grid) */
     int top_k;                    /* search.top_k; default 5 */
+    int objective;                /* search.objective: the metric_id (metrics.h) the ranking
+                                     sorts by, in its direction; default val_accuracy */
     scan_constraint constraints[16]; int n_constraints;
     search_dim *dims; int n_dims;
     char *text;                   /* the file as read (copied to <out>/scan.yaml) */

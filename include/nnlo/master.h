@@ -58,7 +58,8 @@ int results_feasible(const scan_config *s, const trial_result *r);
 /* Writes results.csv (all trials with a result) atomically. */
 nl_status results_write_csv(const char *out_dir, const scan_config *s, const trial_entry *t, int n,
                             nl_error *e);
-/* Ranks feasible DONE trials by val_accuracy (ties: fewer LUTs), writes
+/* Ranks feasible DONE trials by search.objective (default val_accuracy,
+ * in the metric's direction; ties: fewer LUTs), writes
  * pareto.csv (non-dominated on val_accuracy vs dsp, lut, latency_cycles,
  * ebops), copies the top-k models into best/<rank>_<id>/, and prints the
  * ranking table to `out`. */

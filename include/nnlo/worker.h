@@ -5,7 +5,7 @@
  * data: the same text gives the same metrics, bit for bit, whether run by a
  * scan's worker or by `nnlo-c train`. A trial never ends the process: bad
  * hyperparameters, a NaN loss or a failed allocation become a FAILED result
- * with a reason. The metric table below is the one place metric names live. */
+ * with a reason. Metric names: nnlo/metrics.h. */
 #ifndef NNLO_WORKER_H
 #define NNLO_WORKER_H
 
@@ -14,22 +14,8 @@
 #include "nnlo/compress.h"
 #include "nnlo/config.h"
 #include "nnlo/data.h"
+#include "nnlo/metrics.h"
 #include "nnlo/util.h"
-
-/* Metrics of a trial; the order is the column order of results.csv. */
-typedef enum {
-    MET_VAL_ACCURACY = 0, MET_VAL_LOSS, MET_TEST_ACCURACY, MET_TEST_LOSS,
-    MET_SPARSITY, MET_WEIGHTS, MET_REMAINING_WEIGHTS, MET_EBOPS,
-    MET_DSP, MET_LUT, MET_FF, MET_BRAM18, MET_LATENCY_CYCLES, MET_LATENCY_NS, MET_FITS,
-    MET_EPOCHS, MET_TRAIN_SECONDS, MET_TRAIN_SAMPLES_PER_S,
-    MET_COUNT
-} metric_id;
-
-const char *metric_name(metric_id m);
-/* -1 if unknown. */
-int metric_find(const char *name);
-/* 1 when smaller is better (resources), 0 when larger is better (accuracy). */
-int metric_minimize(metric_id m);
 
 typedef enum { TRIAL_DONE = 0, TRIAL_FAILED = 1, TRIAL_INTERRUPTED = 2 } trial_status;
 const char *trial_status_name(trial_status s);

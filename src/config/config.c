@@ -14,6 +14,7 @@
 #include "config/schema.h"
 #include "config/yaml_tree.h"
 #include "nnlo/config.h"
+#include "nnlo/metrics.h"
 
 _Static_assert(sizeof(fx_overflow) == sizeof(int) && sizeof(fx_round) == sizeof(int) &&
                sizeof(prune_method) == sizeof(int) && sizeof(rewind_mode) == sizeof(int) &&
@@ -27,7 +28,7 @@ typedef struct {
     trial_config t;
     char output_dir[512];
     search_algorithm algorithm;
-    int trials, top_k;
+    int trials, top_k, objective;
     scan_constraint constraints[16];
     int n_constraints;
     int legacy_int_bits, legacy_frac_bits; /* default_integer_bits / _fractional_bits */
@@ -72,8 +73,6 @@ static const char *const layer_names[] = {"dense", "relu", "conv1d", "conv2d", "
                                           "flatten", "dropout", "tanh", "sigmoid", "hard_tanh",
                                           "leaky_relu", NULL};
 static const char *const padding_names[] = {"valid", "same", NULL};
-static const char *const metric_names[] = {"dsp", "lut", "ff", "bram18", "latency_cycles",
-                                           "latency_ns", "ebops", "remaining_weights", NULL};
 
 const char *prune_method_name(prune_method m) {
     if ((int)m < 0 || (int)m >= N_(method_names) - 1) return "unknown";
@@ -322,6 +321,7 @@ static const cfg_key search_keys[] = {
     K_ENUM("algorithm", D(algorithm), SEARCH_RANDOM, algorithm_names, KF_CASEI | KF_NODIM),
     K_INT("trials", D(trials), 10, KF_MIN | KF_NODIM, 1, 0),
     K_INT("top_k", D(top_k), 5, KF_MIN | KF_NODIM, 1, 0),
+    K_ENUM("objective", D(objective), MET_VAL_ACCURACY, metric_names, KF_NODIM),
 };
 
 static const cfg_key fitcompress_keys[] = {
@@ -696,14 +696,14 @@ static nl_status sec_constraints(pctx *c, ynode *root, ynode *node, cfg_doc *d) 
         return cfg_err(c, node, "constraints: expected a map of metric: maximum, e.g. {dsp: 500}");
     for (int i = 0; i < node->n; i++) {
         const char *m = node->keys[i]->text;
-        int known = 0;
-        for (int j = 0; metric_names[j]; j++) known |= !strcmp(m, metric_names[j]);
-        if (!known) {
+        int id = metric_find(m);
+        if (id < 0) {
             const char *sug = cfg_suggest(m, metric_names, -1);
             char extra[100] = "";
             if (sug) snprintf(extra, sizeof extra, "; did you mean '%s'?", sug);
-            return cfg_err(c, node->keys[i], "unknown metric '%s' in constraints (known: dsp, lut, ff, "
-                           "bram18, latency_cycles, latency_ns, ebops, remaining_weights)%s", m, extra);
+            return cfg_err(c, node->keys[i], "unknown metric '%s' in constraints (any metric of "
+                           "results.csv: dsp, lut, ff, bram18, latency_cycles, latency_ns, ebops, "
+                           "remaining_weights, val_accuracy, ...)%s", m, extra);
         }
         NL_ASSERT(d->n_constraints < N_(d->constraints));
         scan_constraint *sc = &d->constraints[d->n_constraints++];
@@ -1113,6 +1113,7 @@ nl_status config_parse_scan(const char *text, const char *source, const char *ba
     out->algorithm = d->algorithm;
     out->trials = d->trials;
     out->top_k = d->top_k;
+    out->objective = d->objective;
     memcpy(out->constraints, d->constraints, sizeof out->constraints);
     out->n_constraints = d->n_constraints;
     out->dims = c.dims;

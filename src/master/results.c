@@ -16,8 +16,8 @@ int results_feasible(const scan_config *s, const trial_result *r) {
     for (int k = 0; k < s->n_constraints; k++) {
         int m = metric_find(s->constraints[k].metric);
         if (m < 0) continue; /* the config layer rejects unknown names */
-        double v = r->metrics[m];
-        if (!(v <= s->constraints[k].max)) return 0;
+        double v = r->metrics[m], bound = s->constraints[k].max;
+        if (metric_minimize((metric_id)m) ? !(v <= bound) : !(v >= bound)) return 0;
     }
     return 1;
 }
@@ -77,12 +77,15 @@ nl_status results_write_csv(const char *out_dir, const scan_config *s, const tri
     return st;
 }
 
-/* Ranking order: val_accuracy descending, then fewer LUTs, then lower id. */
+/* Ranking order: the scan's objective in its direction (val_accuracy
+ * descending by default), then fewer LUTs, then lower id. NaN ranks last. */
 static const trial_entry *g_sort_base;
+static metric_id g_objective;
 static int rank_cmp(const void *a, const void *b) {
     const trial_result *x = &g_sort_base[*(const int *)a].res, *y = &g_sort_base[*(const int *)b].res;
-    double ax = x->metrics[MET_VAL_ACCURACY], ay = y->metrics[MET_VAL_ACCURACY];
-    if (ax != ay) return ax > ay ? -1 : 1;
+    double ax = x->metrics[g_objective], ay = y->metrics[g_objective];
+    if (isnan(ax) != isnan(ay)) return isnan(ax) ? 1 : -1;
+    if (ax != ay && !isnan(ax)) return (metric_minimize(g_objective) ? ax < ay : ax > ay) ? -1 : 1;
     double lx = x->metrics[MET_LUT], ly = y->metrics[MET_LUT];
     if (lx != ly && !isnan(lx) && !isnan(ly)) return lx < ly ? -1 : 1;
     return x->id - y->id;
@@ -128,6 +131,7 @@ nl_status results_finish(const char *out_dir, const scan_config *s, const trial_
         if (results_feasible(s, &t[i].res)) idx[nf++] = i;
     }
     g_sort_base = t;
+    g_objective = (metric_id)s->objective;
     qsort(idx, (size_t)nf, sizeof *idx, rank_cmp);
 
     /* pareto.csv over the feasible trials, in ranking order */
@@ -171,8 +175,9 @@ nl_status results_finish(const char *out_dir, const scan_config *s, const trial_
     }
 
     /* the table */
-    fprintf(out, "\nnnlo-c scan '%s': %d trials done, %d failed or interrupted, %d feasible%s\n",
-            s->name, ndone, nfailed, nf, s->n_constraints ? " (meeting the constraints)" : "");
+    fprintf(out, "\nnnlo-c scan '%s': %d trials done, %d failed or interrupted, %d feasible%s; ranked by %s\n",
+            s->name, ndone, nfailed, nf, s->n_constraints ? " (meeting the constraints)" : "",
+            metric_name((metric_id)s->objective));
     fprintf(out, "%-4s %-6s %-8s %-8s %-8s %-10s %-6s %-8s %-7s", "rank", "trial", "val_acc", "test_acc",
             "sparsity", "ebops", "dsp", "lut", "latency");
     for (int j = 0; j < s->n_dims; j++) {

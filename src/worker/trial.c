@@ -19,6 +19,15 @@
 
 #define DATA_SPLIT_SEED 0x5eedULL
 
+const char *trial_status_name(trial_status s) {
+    switch (s) {
+    case TRIAL_DONE: return "done";
+    case TRIAL_FAILED: return "failed";
+    case TRIAL_INTERRUPTED: return "interrupted";
+    }
+    return "unknown";
+}
+
 void worker_cache_free(worker_cache *c) {
     if (!c) return;
     if (c->loaded) data_free(&c->data);
