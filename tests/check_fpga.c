@@ -3,7 +3,11 @@
  * shift-and-add / multiplier rules, the Latency multiplier cap, hls4ml's
  * valid reuse factors on hand-checked shapes, BRAM and latency of the
  * Resource strategy, utilisation and fit, monotonicity in pruning and bit
- * width, the ordering of two jet-tagging MLPs, and the part table. */
+ * width, the ordering of two jet-tagging MLPs, and the part table; for
+ * conv/pool/BatchNorm/activations: an all-zero conv kernel is free, conv
+ * DSPs scale with the parallel output pixels (hls4ml's valid
+ * ParallelizationFactors), power-of-two kernels take no DSP, pooling no DSP,
+ * table activations one BRAM18 per two elements, pruned CNN < unpruned. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -539,6 +543,231 @@ START_TEST(test_errors_name_the_fault) {
 }
 END_TEST
 
+
+/* ---- spatial layers and other activations ------------------------------ */
+
+/* A conv2d over (h, w, cin), k x k valid, stride 1, cout filters. */
+static fpga_layer conv2d(const char *name, int h, int w, int cin, int k, int cout, const float *wt,
+                         const float *b, fixed_spec ws, fixed_spec xs, int pf) {
+    fpga_layer l = dense(name, h * w * cin, (h - k + 1) * (w - k + 1) * cout, wt, b, ws, xs);
+    l.kind = FPGA_LAYER_CONV2D;
+    l.in_h = h; l.in_w = w; l.in_c = cin;
+    l.out_h = h - k + 1; l.out_w = w - k + 1; l.out_c = cout;
+    l.kh = l.kw = k;
+    l.parallelization = pf;
+    return l;
+}
+static fpga_layer pool(fpga_layer_kind k, const char *name, int h, int w, int c, int p, fixed_spec xs) {
+    fpga_layer l = act(k, name, h * w * c, xs);
+    l.n_out = (h / p) * (w / p) * c;
+    l.in_h = h; l.in_w = w; l.in_c = c;
+    l.out_h = h / p; l.out_w = w / p; l.out_c = c;
+    l.kh = l.kw = p;
+    return l;
+}
+/* 16-bit weights with exactly three CSD digits (multipliers), signs alternating. */
+static void mult_weights(float *w, int n, const fixed_spec *s) {
+    for (int i = 0; i < n; i++) {
+        int64_t q = 91 + 8 * (i % 5);       /* 91, 99, 107, 115, 123 */
+        while (fpga_csd_digits(q) < 3) q += 2;
+        w[i] = ldexpf((float)((i & 1) ? -q : q), -s->f);
+    }
+}
+
+START_TEST(test_conv_zero_kernel_is_free) {
+    float w[3 * 3 * 2 * 4] = {0};
+    fpga_layer l = conv2d("conv", 6, 6, 2, 3, 4, w, NULL, fx(16, 6), fx(16, 6), 1);
+    fpga_report r = est(&l, 1, config("xcu250-figd2104-2L-e", FPGA_STRATEGY_LATENCY, 1), NULL);
+    ck_assert_int_eq(r.layers[0].dsp, 0);
+    ck_assert_int_eq(r.layers[0].lut, 0);
+    ck_assert_int_eq(r.layers[0].multipliers, 0);
+    ck_assert_int_eq(r.layers[0].nonzero_weights, 0);
+    ck_assert_double_eq(r.layers[0].ebops, 0);
+    fpga_report_free(&r);
+}
+END_TEST
+
+START_TEST(test_conv_dsp_scales_with_parallel_pixels) {
+    /* 6x6x2 -> 4x4x4 (16 output pixels), kernel (18, 4) of 72 three-digit
+     * 16-bit constants: 72 DSPs per pixel built. */
+    enum { K = 3 * 3 * 2 * 4 };
+    fixed_spec ws = fx(16, 6);
+    float w[K];
+    mult_weights(w, K, &ws);
+    for (int i = 0; i < K; i++) ck_assert_int_eq(fpga_classify(fpga_weight_int(&ws, w[i])), FPGA_CONST_MULT);
+    cfg_fpga c = config("xcu250-figd2104-2L-e", FPGA_STRATEGY_LATENCY, 1);
+    const int pf[] = {1, 2, 4, 16, 3, 5, 12, 40};
+    const long dsp[] = {72, 144, 288, 1152, 144, 288, 576, 1152};  /* 3->2, 5->4, 12->8 (ties to the smaller), 40->16 */
+    long lut1 = 0;
+    int lat1 = 0, lat16 = 0;
+    for (int i = 0; i < 8; i++) {
+        fpga_layer l = conv2d("conv", 6, 6, 2, 3, 4, w, NULL, ws, fx(16, 6), pf[i]);
+        fpga_report r = est(&l, 1, c, NULL);
+        ck_assert_msg(r.layers[0].dsp == dsp[i], "pf %d: %ld DSP, expected %ld", pf[i], r.layers[0].dsp, dsp[i]);
+        ck_assert_int_eq(r.layers[0].multipliers, dsp[i]);
+        ck_assert_int_eq(r.layers[0].nonzero_weights, K);
+        /* EBOPs do not depend on the parallelism: 16 x span x 72 x 16 positions */
+        double eb = 0;
+        for (int j = 0; j < K; j++) eb += 16.0 * fixed_bit_span(&ws, w[j]);
+        ck_assert_double_eq_tol(r.layers[0].ebops, eb * 16, 1e-6);
+        if (pf[i] == 1) { lut1 = r.layers[0].lut; lat1 = r.layers[0].latency_cycles; ck_assert_int_eq(r.layers[0].ii, 16); }
+        if (pf[i] == 2) ck_assert_int_eq(r.layers[0].lut, 2 * lut1);
+        if (pf[i] == 16) { lat16 = r.layers[0].latency_cycles; ck_assert_int_eq(r.layers[0].ii, 1); }
+        fpga_report_free(&r);
+    }
+    /* 16 partitions at II 1 take 15 cycles more than one */
+    ck_assert_int_eq(lat1 - lat16, 15);
+    ck_assert_int_eq(fpga_closest_parallelization(9, 2), 1);
+    ck_assert_int_eq(fpga_closest_parallelization(9, 6), 3);
+    ck_assert_int_eq(fpga_closest_parallelization(1, 4), 1);
+    ck_assert(fpga_parallelization_valid(16, 8) && !fpga_parallelization_valid(16, 6));
+}
+END_TEST
+
+START_TEST(test_conv_power_of_two_weights_use_no_dsp) {
+    enum { K = 3 * 3 * 2 * 4 };
+    float w[K];
+    for (int i = 0; i < K; i++) w[i] = ldexpf((i % 3) ? 1.0f : -1.0f, -(i % 7));
+    fpga_layer l = conv2d("conv", 6, 6, 2, 3, 4, w, NULL, fx(16, 6), fx(16, 6), 4);
+    fpga_report r = est(&l, 1, config("xcu250-figd2104-2L-e", FPGA_STRATEGY_LATENCY, 1), NULL);
+    ck_assert_int_eq(r.layers[0].dsp, 0);
+    ck_assert_int_eq(r.layers[0].multipliers, 0);
+    ck_assert_int_eq(r.layers[0].nonzero_weights, K);
+    ck_assert_double_eq(r.layers[0].ebops, 16.0 * 1 * K * 16);  /* x bits x span 1 x weights x positions */
+    /* adder trees only: 18 terms per output, auto accumulator 16+16+5 = 37
+     * bits: levels of 9, 4(+1), 2, 1, 1 adders at widths 33..37 -> 9*33 +
+     * 4*34 + 2*35 + 1*36 + 1*37 = 576 LUT per output channel, 4 channels,
+     * 4 pixels in parallel. */
+    ck_assert_int_eq(r.layers[0].lut, 576 * 4 * 4);
+    fpga_report_free(&r);
+}
+END_TEST
+
+START_TEST(test_pooling_uses_no_dsp) {
+    cfg_fpga c = config("xcu250-figd2104-2L-e", FPGA_STRATEGY_LATENCY, 1);
+    fpga_layer mp = pool(FPGA_LAYER_MAXPOOL, "mp", 4, 4, 4, 2, fx(16, 6));
+    fpga_layer ap = pool(FPGA_LAYER_AVGPOOL, "ap", 4, 4, 4, 2, fx(16, 6));
+    fpga_report r = est(&mp, 1, c, NULL);
+    /* 16 outputs x 3 compare-and-selects x ceil(1.5 x 16) */
+    ck_assert_int_eq(r.layers[0].dsp, 0);
+    ck_assert_int_eq(r.layers[0].bram18, 0);
+    ck_assert_int_eq(r.layers[0].lut, 16 * 3 * 24);
+    ck_assert_double_eq(r.layers[0].ebops, 0);
+    fpga_report_free(&r);
+    r = est(&ap, 1, c, NULL);
+    /* 16 outputs x (2 adders of 17 bits + 1 of 18); / 4 is a shift */
+    ck_assert_int_eq(r.layers[0].dsp, 0);
+    ck_assert_int_eq(r.layers[0].lut, 16 * (2 * 17 + 18));
+    fpga_report_free(&r);
+    ap = pool(FPGA_LAYER_AVGPOOL, "ap", 6, 6, 1, 3, fx(16, 6));  /* / 9: a constant multiply */
+    r = est(&ap, 1, c, NULL);
+    ck_assert_int_eq(r.layers[0].dsp, 0);
+    /* 9 terms: 4 adders of 17, 2 of 18, 1 of 19, 1 of 20, then 20 bits for / 9 */
+    ck_assert_int_eq(r.layers[0].lut, 4 * (4 * 17 + 2 * 18 + 19 + 20 + 20));
+    fpga_report_free(&r);
+}
+END_TEST
+
+START_TEST(test_batchnorm_and_activations) {
+    cfg_fpga c = config("xcu250-figd2104-2L-e", FPGA_STRATEGY_LATENCY, 1);
+    /* unfused BatchNorm over (2, 2, 3): scales 1, 0.5 (shifts), 0.6875 (a
+     * multiplier: 3 CSD digits) -> 4 elements of channel 2 take a DSP. */
+    const float sc[3] = {1.0f, 0.5f, 0.6875f}, bi[3] = {0, 0, 0};
+    fpga_layer bn = act(FPGA_LAYER_BATCHNORM, "bn", 12, fx(16, 6));
+    bn.w = sc; bn.b = bi;
+    bn.w_spec = bn.b_spec = fx(16, 6);
+    bn.in_h = 2; bn.in_w = 2; bn.in_c = 3;
+    fpga_report r = est(&bn, 1, c, NULL);
+    ck_assert_int_eq(r.layers[0].dsp, 4);
+    ck_assert_int_eq(r.layers[0].multipliers, 4);
+    ck_assert_int_eq(r.layers[0].nonzero_weights, 12);
+    fpga_report_free(&r);
+    /* sigmoid and tanh: one BRAM18 per two elements, no DSP */
+    fpga_layer sg = act(FPGA_LAYER_SIGMOID, "sig", 64, fx(16, 6));
+    r = est(&sg, 1, c, NULL);
+    ck_assert_int_eq(r.layers[0].bram18, 32);
+    ck_assert_int_eq(r.layers[0].dsp, 0);
+    ck_assert_int_eq(r.layers[0].lut, 64 * (2 * 16 + 16));
+    ck_assert_int_ge(r.layers[0].latency_cycles, 1);
+    fpga_report_free(&r);
+    /* leaky ReLU: alpha 0.25 is wiring (as ReLU), alpha 0.1 (ap_fixed<16,6>:
+     * 102 = 128 - 32 + 8 - 2, 4 digits, span 6) adds 3 adders of 16 + 6 bits */
+    fpga_layer lr = act(FPGA_LAYER_LEAKY_RELU, "lr", 10, fx(16, 6));
+    fpga_layer re = act(FPGA_LAYER_RELU, "re", 10, fx(16, 6));
+    lr.alpha = 0.25f;
+    fpga_report a = est(&lr, 1, c, NULL), b = est(&re, 1, c, NULL);
+    ck_assert_int_eq(a.layers[0].lut, b.layers[0].lut);
+    fpga_report_free(&a);
+    lr.alpha = 0.1f;
+    a = est(&lr, 1, c, NULL);
+    ck_assert_int_eq(a.layers[0].lut, b.layers[0].lut + 10 * 3 * 22);
+    ck_assert_int_eq(a.layers[0].dsp, 0);
+    fpga_report_free(&a);
+    fpga_report_free(&b);
+    fpga_layer ht = act(FPGA_LAYER_HARD_TANH, "ht", 10, fx(16, 6));
+    r = est(&ht, 1, c, NULL);
+    ck_assert_int_eq(r.layers[0].lut, 10 * (77 + 32));
+    ck_assert_int_eq(r.layers[0].dsp, 0);
+    fpga_report_free(&r);
+    ck_assert_str_eq(fpga_layer_kind_name(FPGA_LAYER_LEAKY_RELU), "leaky_relu");
+    ck_assert_str_eq(fpga_layer_kind_name(FPGA_LAYER_CONV2D), "conv2d");
+}
+END_TEST
+
+/* conv(8x8x1 -> 6x6x4) relu maxpool(2) -> 3x3x4 = 36 -> dense 36x5 */
+static int small_cnn(fpga_layer *net, float *wc, float *wd, double sparsity, uint64_t seed) {
+    fixed_spec ws = fx(16, 6);
+    random_weights(wc, 9 * 4, &ws, sparsity, seed);
+    random_weights(wd, 36 * 5, &ws, sparsity, seed + 1);
+    net[0] = conv2d("conv", 8, 8, 1, 3, 4, wc, NULL, ws, fx(16, 6), 1);
+    net[1] = act(FPGA_LAYER_RELU, "relu", 144, fx(16, 6));
+    net[2] = pool(FPGA_LAYER_MAXPOOL, "pool", 6, 6, 4, 2, fx(16, 6));
+    net[3] = dense("fc", 36, 5, wd, NULL, ws, fx(16, 6));
+    return 4;
+}
+
+START_TEST(test_cnn_pruning_ordering) {
+    float wa[36], da[180], wp[36], dp[180];
+    fpga_layer a[4], p[4];
+    int n = small_cnn(a, wa, da, 0.0, 5);
+    small_cnn(p, wp, dp, 0.6, 5);
+    cfg_fpga c = config("xcu250-figd2104-2L-e", FPGA_STRATEGY_LATENCY, 1);
+    fpga_report ra = est(a, n, c, NULL), rp = est(p, n, c, NULL);
+    ck_assert_int_lt(rp.total.dsp, ra.total.dsp);
+    ck_assert_int_lt(rp.total.lut, ra.total.lut);
+    ck_assert_double_lt(rp.total.ebops, ra.total.ebops);
+    ck_assert_int_lt(rp.total.nonzero_weights, ra.total.nonzero_weights);
+    ck_assert_int_eq(ra.layers[2].dsp, 0);
+    /* the conv's II is its 36 partitions; the network's II is the largest */
+    ck_assert_int_eq(ra.layers[0].ii, 36);
+    ck_assert_int_eq(ra.total.ii, 36);
+    /* Resource strategy at RF 3 (valid for the 9x4 kernel): the conv's
+     * block factor ceil(36 / 3) = 12 multipliers, reused */
+    cfg_fpga cr = config("xcu250-figd2104-2L-e", FPGA_STRATEGY_RESOURCE, 3);
+    fpga_report rr = est(a, n, cr, NULL);
+    ck_assert_int_eq(rr.layers[0].multipliers, 12);
+    ck_assert_int_eq(rr.layers[0].ii, 36 * 3);
+    fpga_report_free(&rr);
+    fpga_report_free(&ra);
+    fpga_report_free(&rp);
+}
+END_TEST
+
+START_TEST(test_spatial_errors) {
+    float w[36] = {0};
+    fpga_layer l = conv2d("convx", 8, 8, 1, 3, 4, w, NULL, fx(16, 6), fx(16, 6), 1);
+    l.out_h = 5;
+    fpga_report r;
+    nl_error e = {0};
+    cfg_fpga c = config("xcu250-figd2104-2L-e", FPGA_STRATEGY_LATENCY, 1);
+    ck_assert_int_eq(fpga_estimate(&l, 1, &c, &r, &e), NL_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "convx"));
+    l = conv2d("convy", 8, 8, 1, 3, 4, NULL, NULL, fx(16, 6), fx(16, 6), 1);
+    ck_assert_int_eq(fpga_estimate(&l, 1, &c, &r, &e), NL_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "needs weights"));
+}
+END_TEST
+
 Suite *make_fpga_suite(void) {
     Suite *s = suite_create("fpga");
     TCase *tc = tcase_create("core");
@@ -558,6 +787,13 @@ Suite *make_fpga_suite(void) {
     tcase_add_test(tc, test_jet_ordering);
     tcase_add_test(tc, test_part_lookup);
     tcase_add_test(tc, test_errors_name_the_fault);
+    tcase_add_test(tc, test_conv_zero_kernel_is_free);
+    tcase_add_test(tc, test_conv_dsp_scales_with_parallel_pixels);
+    tcase_add_test(tc, test_conv_power_of_two_weights_use_no_dsp);
+    tcase_add_test(tc, test_pooling_uses_no_dsp);
+    tcase_add_test(tc, test_batchnorm_and_activations);
+    tcase_add_test(tc, test_cnn_pruning_ordering);
+    tcase_add_test(tc, test_spatial_errors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,7 +13,24 @@
 #include "nnlo/fixed.h"
 #include "nnlo/util.h"
 
-typedef enum { FPGA_LAYER_DENSE = 0, FPGA_LAYER_RELU = 1, FPGA_LAYER_SOFTMAX = 2 } fpga_layer_kind;
+/* Layer kinds hls4ml builds (io_parallel). Values are appended only. A
+ * Flatten is no layer (a reshape is free in io_parallel), Dropout is
+ * removed, a BatchNorm that hls4ml fuses into the Dense/Conv before it is
+ * part of that layer's weights (hls4ml_fpga_layers decides). */
+typedef enum {
+    FPGA_LAYER_DENSE = 0,
+    FPGA_LAYER_RELU = 1,
+    FPGA_LAYER_SOFTMAX = 2,
+    FPGA_LAYER_CONV1D = 3,     /* w: (K Cin, Cout), in (1, W, Cin) -> (1, OW, Cout) */
+    FPGA_LAYER_CONV2D = 4,     /* w: (KH KW Cin, Cout), in (H, W, Cin) -> (OH, OW, Cout) */
+    FPGA_LAYER_MAXPOOL = 5,    /* 1-D (in_h = 1) or 2-D, window kh x kw */
+    FPGA_LAYER_AVGPOOL = 6,
+    FPGA_LAYER_BATCHNORM = 7,  /* unfused: x scale[c] + bias[c]; w = scale (C), b = bias (C) */
+    FPGA_LAYER_TANH = 8,       /* lookup table */
+    FPGA_LAYER_SIGMOID = 9,    /* lookup table */
+    FPGA_LAYER_HARD_TANH = 10, /* clip(x, -1, 1): compares in LUTs */
+    FPGA_LAYER_LEAKY_RELU = 11 /* x > 0 ? x : alpha x (alpha a constant in param_spec) */
+} fpga_layer_kind;
 
 typedef struct {
     fpga_layer_kind kind;
@@ -25,7 +42,23 @@ typedef struct {
     fixed_spec in_spec;    /* format of the layer's input */
     fixed_spec out_spec;   /* result format */
     int reuse_factor;      /* 0 = the config's */
+    /* appended for the spatial layers and the other activations (zero for
+     * the kinds above; a memset layer plus the fields of its kind is valid): */
+    int in_h, in_w, in_c;  /* CONV, POOL, BATCHNORM: input (H, W, C), channels last; 1-D: in_h = 1.
+                              n_in must equal in_h in_w in_c (BATCHNORM: 0 = (1, 1, n_in)) */
+    int out_h, out_w, out_c; /* CONV, POOL: output; n_out = out_h out_w out_c */
+    int kh, kw;            /* CONV, POOL: window (1-D: kh = 1) */
+    int parallelization;   /* CONV: hls4ml's ParallelizationFactor, output pixels computed in
+                              parallel; 0 = 1 (hls4ml's default); rounded to a valid value as
+                              hls4ml does (fpga_closest_parallelization) */
+    float alpha;           /* LEAKY_RELU: slope below 0 */
+    fixed_spec param_spec; /* LEAKY_RELU: the type of alpha (hls4ml's param_t; zero width = ap_fixed<16,6>) */
 } fpga_layer;
+
+/* "dense", "relu", "softmax", "conv1d", "conv2d", "maxpool", "avgpool",
+ * "batchnorm", "tanh", "sigmoid", "hard_tanh", "leaky_relu"; "?" for an
+ * unknown kind. For reports (estimate --json, layers.csv). */
+const char *fpga_layer_kind_name(fpga_layer_kind k);
 
 typedef struct {
     const char *name;      /* as hls4ml spells it, e.g. "xcu250-figd2104-2L-e" */
@@ -89,5 +122,12 @@ int fpga_reuse_factor_valid(int n_in, int n_out, int rf);
 /* The valid reuse factor hls4ml substitutes for rf: the closest valid value,
  * the smaller one on a tie (get_closest_reuse_factor). n_in, n_out >= 1. */
 int fpga_closest_reuse_factor(int n_in, int n_out, int rf);
+
+/* hls4ml's valid ParallelizationFactors of a conv layer with n_pixels output
+ * pixels (get_valid_conv_partition_splits: the divisors of n_pixels up to
+ * n_pixels / 2, and n_pixels) and the one substituted for pf (the closest,
+ * the smaller on a tie). n_pixels >= 1. */
+int fpga_parallelization_valid(long n_pixels, int pf);
+int fpga_closest_parallelization(long n_pixels, int pf);
 
 #endif

@@ -353,3 +353,178 @@ void fpga_cost_softmax(const fpga_layer *l, const fpga_family *fam, fpga_sched *
     c->ff = s->ff - f0;
     c->ii = 1;
 }
+
+/* ---- Conv1D / Conv2D (io_parallel) ------------------------------------- */
+
+void fpga_cost_conv(const fpga_layer *l, const fpga_family *fam, const fpga_options *opt, int rf, int pf,
+                    int resource, fpga_sched *s, fpga_cost *c) {
+    /* nnet_conv2d_latency.h (conv_2d_latency_cl): a generated fill_buffer
+     * (im2col, wiring) feeds n_pixels = pf rows of kh kw Cin values to an
+     * unrolled kernel-matrix multiply per pixel; the PartitionLoop over
+     * out_pixels / pf partitions is pipelined at II = RF. The kernel is
+     * the Dense of (kh kw Cin, Cout) that hls4ml's mult config describes
+     * (convolution_templates.py: n_in = filt kh kw n_chan, n_out = n_filt). */
+    fpga_layer k = *l;
+    k.n_in = l->kh * l->kw * l->in_c;
+    k.n_out = l->out_c;
+    const long pixels = (long)l->out_h * l->out_w;
+    const long parts = pixels / pf;
+    fpga_sched_boundary(s, (long)l->n_in * fixed_width(&l->in_spec)); /* a pipelined loop starts */
+    long c0 = s->cycles;
+    if (resource) fpga_cost_dense_resource(&k, fam, opt, rf, s, c);
+    else fpga_cost_dense_latency(&k, fam, opt, rf, s, c);
+    /* pf copies of the per-pixel logic. hls4ml's multiplier_limit is written
+     * for one pixel (ceil(n_in n_out / RF) - n_zeros / RF); we apply it per
+     * pixel (assumption: with pf > 1 the cap would otherwise force II > RF,
+     * which HLS resolves by relaxing the cap, not the II). */
+    c->dsp *= pf;
+    c->lut *= pf;
+    c->ff *= pf;
+    c->multipliers *= pf;
+    /* the ROM of the Resource strategy is shared by the pixels: BRAM once */
+    c->ebops *= (double)pixels;  /* every weight multiplies once per output position */
+    /* the remaining partitions issue every RF cycles behind the first */
+    s->cycles += (parts - 1) * (long)rf;
+    fpga_sched_boundary(s, (long)l->n_out * fixed_width(&l->out_spec));
+    c->latency_cycles = (int)(s->cycles - c0);
+    c->ii = (int)(parts * rf > 1 ? parts * rf : 1);
+}
+
+/* ---- pooling -------------------------------------------------------------- */
+
+void fpga_cost_pool(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c) {
+    const int w = fixed_width(&l->in_spec), ob = fixed_width(&l->out_spec);
+    const long k = (long)l->kh * l->kw, n = l->n_out;
+    long c0 = s->cycles, f0 = s->ff;
+    if (l->kind == FPGA_LAYER_MAXPOOL) {
+        /* nnet_pooling.h max(): y = x[i] > y ? x[i] : y, a chain of k - 1
+         * compare-and-selects (the same 1.5 LUT per bit as softmax's max). */
+        c->lut = n * (k - 1) * (long)ceil(1.5 * w);
+        for (long i = 1; i < k; i++) fpga_sched_op(s, t_add(fam, w) + fam->t_relu, n * w);
+    } else {
+        /* avg(): k - 1 additions in a tree (one bit of growth per level),
+         * then y /= k: a shift when k is a power of two, else a constant
+         * multiply of the sum's width in LUTs (2 CSD digits assumed). */
+        int lv = ceil_log2(k), aw = w + lv;
+        long lut = 0, t = k;
+        for (int j = 1; t > 1; j++) {
+            long adders = t / 2;
+            t -= adders;
+            lut += adders * (w + j);
+        }
+        int pow2 = (k & (k - 1)) == 0;
+        if (!pow2) lut += aw;
+        lut += cast_luts(&l->out_spec, aw);
+        c->lut = n * lut;
+        for (int j = 1; j <= lv; j++) fpga_sched_op(s, t_add(fam, w + j), n * (w + j));
+        if (!pow2) fpga_sched_op(s, t_add(fam, aw), n * aw);
+    }
+    (void)ob;
+    c->latency_cycles = (int)(s->cycles - c0);
+    c->ff = s->ff - f0;
+    c->ii = 1;
+}
+
+/* ---- BatchNorm (not fused) ------------------------------------------------ */
+
+void fpga_cost_batchnorm(const fpga_layer *l, const fpga_family *fam, int rf, fpga_sched *s, fpga_cost *c) {
+    /* nnet_batchnorm.h normalize(): res = x * scale[c] + bias[c] per element,
+     * pipelined at II = RF, mul instances capped at ceil(n_in / RF). The
+     * scale is a constant: the Dense constant classes apply. */
+    const int xb = fixed_width(&l->in_spec), wb = fixed_width(&l->w_spec);
+    const int C = l->in_c > 0 ? l->in_c : l->n_in;
+    const int dsp_per = fpga_dsps_per_mult(fam, wb, xb);
+    const int acc = wb + xb + 1;
+    long mults = 0, dsp_units = 0, lut_mult = 0, lut_add = 0, lut_cast = 0;
+    double t_mult = 0;
+    for (long i = 0; i < l->n_in; i++) {
+        int ch = (int)(i % C);
+        float sv = l->w[ch];
+        int64_t q = fpga_weight_int(&l->w_spec, sv);
+        fpga_const_class k = fpga_classify(q);
+        int has_b = l->b && fpga_weight_int(&l->b_spec, l->b[ch]) != 0;
+        if (has_b) lut_add += acc;
+        if (k == FPGA_CONST_ZERO) continue;
+        c->nonzero_weights++;
+        c->ebops += (double)xb * fixed_bit_span(&l->w_spec, sv);
+        int span = fpga_int_span(q), d = fpga_csd_digits(q);
+        lut_cast += cast_luts(&l->out_spec, acc);
+        if (k == FPGA_CONST_SHIFT) continue;
+        long luts = (long)(d - 1) * (xb + span);
+        double t = ceil_log2(d) * t_add(fam, xb + span);
+        if (k == FPGA_CONST_MULT) mults++;
+        if (k == FPGA_CONST_MULT && dsp_per > 0) {
+            dsp_units += dsp_per;
+            if (fam->t_mul_dsp > t_mult) t_mult = fam->t_mul_dsp;
+        } else {
+            lut_mult += luts;
+            if (t > t_mult) t_mult = t;
+        }
+    }
+    long cap = ceil_div(l->n_in, rf);
+    long inst = mults < cap ? mults : cap;
+    c->multipliers = inst;
+    c->dsp = mults ? ceil_div(dsp_units * inst, mults) : 0;
+    c->lut = lut_mult + lut_add + lut_cast;
+    long c0 = s->cycles, f0 = s->ff;
+    fpga_sched_op(s, t_mult, (long)l->n_in * xb);
+    if (lut_add) fpga_sched_op(s, t_add(fam, acc), (long)l->n_in * acc);
+    if (rf > 1) s->cycles += rf - 1;
+    c->latency_cycles = (int)(s->cycles - c0);
+    c->ff = s->ff - f0;
+    c->ii = rf;
+}
+
+/* ---- other activations ---------------------------------------------------- */
+
+void fpga_cost_table_act(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c) {
+    /* nnet_activation.h sigmoid() / tanh(): index = x table_size / 16 (8 for
+     * tanh) + offset, clamped, into a 1024-entry ap_fixed<18,8> table
+     * (hls4ml defaults): one BRAM18, two lookups per BRAM18 (dual port);
+     * the Dense(1->64)+sigmoid baseline uses exactly 32 BRAM18 for 64. */
+    const long n = l->n_in;
+    const int w = fixed_width(&l->in_spec), ob = fixed_width(&l->out_spec), idx = 10;
+    c->bram18 = ceil_div(n, 2);
+    c->lut = n * (2L * w + ob);  /* index: shift + offset + clamp; result cast */
+    long c0 = s->cycles, f0 = s->ff;
+    fpga_sched_op(s, t_add(fam, w) + fam->t_relu, n * w);
+    sched_bram_read(s, fam, n * idx);
+    c->latency_cycles = (int)(s->cycles - c0);
+    c->ff = s->ff - f0;
+    c->ii = 1;
+}
+
+void fpga_cost_hard_tanh(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c) {
+    /* nnet_activation.h hard_tanh(): y = 0.5 x + 0.5 (a shift and an add),
+     * clipped to [0, 1] (two compare-and-selects, ReLU's 2.4 LUT per bit
+     * each), 2 y - 1 (a shift and a subtract). */
+    const int w = fixed_width(&l->in_spec);
+    c->lut = (long)l->n_in * ((long)ceil(2 * 2.4 * w) + 2L * w);
+    long c0 = s->cycles, f0 = s->ff;
+    fpga_sched_op(s, t_add(fam, w), (long)l->n_in * w);
+    fpga_sched_op(s, 2 * fam->t_relu, (long)l->n_in * w);
+    fpga_sched_op(s, t_add(fam, w), (long)l->n_in * w);
+    c->latency_cycles = (int)(s->cycles - c0);
+    c->ff = s->ff - f0;
+    c->ii = 1;
+}
+
+void fpga_cost_leaky_relu(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c) {
+    /* nnet_activation.h leaky_relu(): x > 0 ? x : alpha x, alpha a
+     * constant of param_t (ap_fixed<16,6> by default): compare and select
+     * as ReLU, and alpha x as a constant product in LUTs (shift-and-add of
+     * its CSD digits; a power of two is wiring). */
+    const int w = fixed_width(&l->in_spec);
+    fixed_spec ps = l->param_spec;
+    if (fixed_width(&ps) < 1) ps = (fixed_spec){1, 5, 10, FX_WRAP, FX_TRN};
+    int64_t q = fpga_weight_int(&ps, l->alpha);
+    int d = fpga_csd_digits(q), span = fpga_int_span(q);
+    long per = (long)ceil(2.4 * w) + (d > 1 ? (long)(d - 1) * (w + span) : 0);
+    c->lut = (long)l->n_in * per;
+    long c0 = s->cycles, f0 = s->ff;
+    double t = fam->t_relu + (d > 1 ? ceil_log2(d) * t_add(fam, w + span) : 0);
+    fpga_sched_op(s, t, (long)l->n_in * w);
+    c->latency_cycles = (int)(s->cycles - c0);
+    c->ff = s->ff - f0;
+    c->ii = 1;
+}

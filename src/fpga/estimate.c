@@ -52,6 +52,33 @@ int fpga_closest_reuse_factor(int n_in, int n_out, int rf) {
     return (int)(after - rf < rf - before ? after : before);
 }
 
+int fpga_parallelization_valid(long n_pixels, int pf) {
+    if (n_pixels < 1 || pf < 1) return 0;
+    return pf == n_pixels || (pf <= n_pixels / 2 && n_pixels % pf == 0);
+}
+
+int fpga_closest_parallelization(long n_pixels, int pf) {
+    if (n_pixels < 1) return 1;
+    if (pf < 1) pf = 1;
+    if (fpga_parallelization_valid(n_pixels, pf)) return pf;
+    if (pf > n_pixels) return (int)n_pixels;
+    /* the list is sorted and always holds 1 and n_pixels: bisect as
+     * get_closest_reuse_factor does, ties to the smaller */
+    long before = 1, after = n_pixels;
+    for (long r = pf - 1; r >= 1; r--)
+        if (fpga_parallelization_valid(n_pixels, (int)r)) { before = r; break; }
+    for (long r = pf + 1; r <= n_pixels; r++)
+        if (fpga_parallelization_valid(n_pixels, (int)r)) { after = r; break; }
+    return (int)(after - pf < pf - before ? after : before);
+}
+
+const char *fpga_layer_kind_name(fpga_layer_kind k) {
+    static const char *const names[] = {"dense", "relu", "softmax", "conv1d", "conv2d", "maxpool",
+                                        "avgpool", "batchnorm", "tanh", "sigmoid", "hard_tanh",
+                                        "leaky_relu"};
+    return (int)k >= 0 && (int)k < (int)(sizeof names / sizeof names[0]) ? names[k] : "?";
+}
+
 void fpga_report_free(fpga_report *r) {
     if (!r) return;
     free(r->layers);
@@ -84,6 +111,48 @@ static nl_status check_layer(const fpga_layer *l, int idx, const fpga_layer *pre
                           "1..64 bits (weights %d, result %d)", idx, nm, fixed_width(&l->w_spec),
                           fixed_width(&l->out_spec));
         break;
+    case FPGA_LAYER_CONV1D:
+    case FPGA_LAYER_CONV2D:
+    case FPGA_LAYER_MAXPOOL:
+    case FPGA_LAYER_AVGPOOL: {
+        int conv = l->kind == FPGA_LAYER_CONV1D || l->kind == FPGA_LAYER_CONV2D;
+        if (l->in_h < 1 || l->in_w < 1 || l->in_c < 1 || l->out_h < 1 || l->out_w < 1 || l->out_c < 1 ||
+            l->kh < 1 || l->kw < 1)
+            return nl_err(e, NL_ERR_INVALID,
+                          "fpga: %s layer %d '%s': give the input (%d, %d, %d), output (%d, %d, %d) and "
+                          "window (%d, %d) shapes, all >= 1", fpga_layer_kind_name(l->kind), idx, nm,
+                          l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, l->out_c, l->kh, l->kw);
+        if ((long)l->in_h * l->in_w * l->in_c != l->n_in || (long)l->out_h * l->out_w * l->out_c != l->n_out)
+            return nl_err(e, NL_ERR_INVALID,
+                          "fpga: %s layer %d '%s': n_in=%d, n_out=%d do not match the shapes (%d, %d, %d) -> "
+                          "(%d, %d, %d)", fpga_layer_kind_name(l->kind), idx, nm, l->n_in, l->n_out, l->in_h,
+                          l->in_w, l->in_c, l->out_h, l->out_w, l->out_c);
+        if (!conv && l->in_c != l->out_c)
+            return nl_err(e, NL_ERR_INVALID, "fpga: pooling layer %d '%s' changes the channels (%d -> %d)", idx,
+                          nm, l->in_c, l->out_c);
+        if (conv && (!l->w || !spec_ok(&l->w_spec) || !spec_ok(&l->out_spec) || (l->b && !spec_ok(&l->b_spec))))
+            return nl_err(e, NL_ERR_INVALID,
+                          "fpga: conv layer %d '%s' needs weights and weight/bias/result formats of 1..64 bits",
+                          idx, nm);
+        if (l->parallelization < 0)
+            return nl_err(e, NL_ERR_INVALID, "fpga: layer %d '%s': ParallelizationFactor %d; use >= 1 (0 = 1)",
+                          idx, nm, l->parallelization);
+        break;
+    }
+    case FPGA_LAYER_BATCHNORM:
+        if (l->n_in != l->n_out || !l->w || !spec_ok(&l->w_spec) || !spec_ok(&l->out_spec) ||
+            (l->b && !spec_ok(&l->b_spec)))
+            return nl_err(e, NL_ERR_INVALID,
+                          "fpga: batchnorm layer %d '%s' needs n_in == n_out, a scale array and scale/bias/"
+                          "result formats of 1..64 bits", idx, nm);
+        if (l->in_c > 0 && l->n_in % l->in_c != 0)
+            return nl_err(e, NL_ERR_INVALID, "fpga: batchnorm layer %d '%s': %d channels do not divide %d inputs",
+                          idx, nm, l->in_c, l->n_in);
+        break;
+    case FPGA_LAYER_TANH:
+    case FPGA_LAYER_SIGMOID:
+    case FPGA_LAYER_HARD_TANH:
+    case FPGA_LAYER_LEAKY_RELU:
     case FPGA_LAYER_RELU:
     case FPGA_LAYER_SOFTMAX:
         if (l->n_in != l->n_out)
@@ -165,6 +234,32 @@ nl_status fpga_estimate_ex(const fpga_layer *layers, int n, const cfg_fpga *cfg,
                 fpga_cost_dense_latency(l, fam, opt, rf, &s, c);
             }
             break;
+        case FPGA_LAYER_CONV1D:
+        case FPGA_LAYER_CONV2D: {
+            int rows = l->kh * l->kw * l->in_c, resource = 0;
+            long pixels = (long)l->out_h * l->out_w;
+            int pf = fpga_closest_parallelization(pixels, l->parallelization > 0 ? l->parallelization : 1);
+            if (cfg->strategy == FPGA_STRATEGY_RESOURCE) {
+                /* get_layer_mult_size: the kernel matrix (kh kw Cin, Cout) */
+                rf = fpga_closest_reuse_factor(rows, l->out_c, rf);
+                resource = rf > 1;
+            } else {
+                long nw = (long)rows * l->out_c;
+                if (rf > nw) rf = (int)nw;
+            }
+            fpga_cost_conv(l, fam, opt, rf, pf, resource, &s, c);
+            break;
+        }
+        case FPGA_LAYER_MAXPOOL:
+        case FPGA_LAYER_AVGPOOL: fpga_cost_pool(l, fam, &s, c); break;
+        case FPGA_LAYER_BATCHNORM:
+            if (rf > l->n_in) rf = l->n_in;
+            fpga_cost_batchnorm(l, fam, rf, &s, c);
+            break;
+        case FPGA_LAYER_TANH:
+        case FPGA_LAYER_SIGMOID: fpga_cost_table_act(l, fam, &s, c); break;
+        case FPGA_LAYER_HARD_TANH: fpga_cost_hard_tanh(l, fam, &s, c); break;
+        case FPGA_LAYER_LEAKY_RELU: fpga_cost_leaky_relu(l, fam, &s, c); break;
         case FPGA_LAYER_RELU: fpga_cost_relu(l, fam, &s, c); break;
         case FPGA_LAYER_SOFTMAX: fpga_cost_softmax(l, fam, &s, c); break;
         }

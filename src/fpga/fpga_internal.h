@@ -87,4 +87,23 @@ void fpga_cost_dense_resource(const fpga_layer *l, const fpga_family *fam,
 void fpga_cost_relu(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c);
 void fpga_cost_softmax(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c);
 
+/* Conv1D/Conv2D (io_parallel, im2col): the kernel matrix as a Dense of
+ * kh kw in_c -> out_c, built pf times (pf = the layer's ParallelizationFactor
+ * after rounding, output pixels in parallel) and run out_pixels / pf times
+ * at II = rf. EBOPs count every output position. resource = Resource strategy
+ * (rf already rounded for the kernel matrix). */
+void fpga_cost_conv(const fpga_layer *l, const fpga_family *fam, const fpga_options *opt, int rf, int pf,
+                    int resource, fpga_sched *s, fpga_cost *c);
+/* Max / average pooling: per output element a chain of window-1 compares
+ * (max) or an adder tree and a constant division (avg). No DSP. */
+void fpga_cost_pool(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c);
+/* Unfused BatchNorm: per element one constant product (scale of its
+ * channel, classified as Dense weights are) and one bias add. */
+void fpga_cost_batchnorm(const fpga_layer *l, const fpga_family *fam, int rf, fpga_sched *s, fpga_cost *c);
+/* tanh / sigmoid: one lookup table (BRAM18) per two elements. */
+void fpga_cost_table_act(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c);
+/* hard_tanh and leaky_relu: compares, selects and constant shifts in LUTs. */
+void fpga_cost_hard_tanh(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c);
+void fpga_cost_leaky_relu(const fpga_layer *l, const fpga_family *fam, fpga_sched *s, fpga_cost *c);
+
 #endif
