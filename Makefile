@@ -45,6 +45,7 @@ DEPS_comm     := util comm
 DEPS_worker   := util config data nn compress fpga io comm worker
 DEPS_master   := util config data nn compress fpga io comm worker master
 DEPS_keras    := util config data nn compress fpga io
+DEPS_shrink   := util config data nn compress fpga io
 
 src_of  = $(wildcard src/$(1)/*.c)
 obj_of  = $(patsubst src/%.c,$(BUILD)/%.o,$(call src_of,$(1)))

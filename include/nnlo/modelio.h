@@ -54,4 +54,33 @@ typedef struct {
 nl_status modelio_load(const char *path, int max_batch, modelio_file *out, nl_error *e);
 void modelio_free(modelio_file *f); /* NULL-safe */
 
+/* ---- the structured shrink (shrink.c) ------------------------------------- */
+
+/* A physically smaller copy of in: every Dense output unit / Conv output
+ * channel whose kernel column and bias (in->m->weff) are exactly zero is
+ * removed, with the matching input rows (Dense) / input channels (Conv) of
+ * the next Dense/Conv layer (through Flatten: every row fed by the channel)
+ * and the channel's parameters in per-channel layers between (BatchNorm
+ * gamma, beta, moving mean and variance). A unit is removed only if the
+ * layers up to that next layer are value-wise or per-channel (activations,
+ * QUANT, Dropout, BatchNorm, pooling, Flatten) and carry its zero through as
+ * an exact 0 (not sigmoid(0) = 0.5, not a BatchNorm shift), so out computes
+ * the same outputs as in. Weights that only reach removed inputs count as
+ * zero. Never removed: the units of the last weighted layer; the last unit
+ * of a layer. out: new specs (same names, fewer units/filters), a model for
+ * max_batch with params == weff == the kept values, state, info with masks
+ * cut to the new kernels, the metadata copied; free with modelio_free.
+ * in->info may be NULL; in is not changed. *removed (may be NULL): units
+ * removed. Errors: NL_ERR_NOMEM, NL_ERR_INVALID when specs and model
+ * disagree. */
+nl_status modelio_shrink(const modelio_file *in, int max_batch, modelio_file *out, long *removed,
+                         nl_error *e);
+/* One line per Dense/Conv layer, "dense0: 256 -> 200 units (kernel 784 x
+ * 256 -> 784 x 200)", and the weight totals, appended to b. */
+void modelio_shrink_describe(const modelio_file *before, const modelio_file *after, sbuf *b);
+/* The export's step: replaces *f by its shrunk copy (same max_batch) and,
+ * when dir is not NULL, writes dir/shrink.txt (modelio_shrink_describe,
+ * creating dir). On error *f is unchanged. */
+nl_status modelio_shrink_file(modelio_file *f, const char *dir, nl_error *e);
+
 #endif

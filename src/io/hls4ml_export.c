@@ -94,7 +94,8 @@ nl_status hls4ml_export_file(const char *model_path, const cfg_fpga *fpga, const
     keras_net n;
     nl_status st = keras_net_load(model_path, 1, &n, e);
     if (st) return st;
-    st = hls4ml_export(&n, fpga, dir, e);
+    st = modelio_shrink_file(&n.f, dir, e); /* structured pruning: dead units leave (DIR/shrink.txt) */
+    if (!st) st = hls4ml_export(&n, fpga, dir, e);
     keras_net_free(&n);
     return st;
 }
