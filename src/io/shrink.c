@@ -243,7 +243,7 @@ nl_status modelio_shrink_file(modelio_file *f, const char *dir, nl_error *e) {
     if (st) return st;
     if (dir) {
         sbuf t = {0};
-        sbuf_printf(&t, "# nnlo-c export: the structured shrink (docs/model-format.md) removed %ld "
+        sbuf_printf(&t, "# nnlo-c export: the structured shrink (docs/estimate.md) removed %ld "
                         "unit%s whose kernel column and bias are exactly zero,\n# with the inputs "
                         "they fed; the exported network computes the same outputs.\n",
                     removed, removed == 1 ? "" : "s");
