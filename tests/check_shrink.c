@@ -221,6 +221,8 @@ START_TEST(test_cnn_dead_channels) {
                        sp(LAYER_DENSE, 3)};
     s[0].in_shape[0] = 8; s[0].in_shape[1] = 8; s[0].in_shape[2] = 2;
     s[2].pool[0] = s[2].pool[1] = 2;
+    s[3].in_shape[0] = s[3].in_shape[1] = 4; s[3].in_shape[2] = 6; /* restated shapes follow */
+    s[6].in_shape[0] = s[6].in_shape[1] = 1; s[6].in_shape[2] = 20;
     modelio_file f, g;
     mf_make(&f, s, 7, 128, 5);
     kill(&f, 0, 2, 0.0f);
@@ -241,6 +243,9 @@ START_TEST(test_cnn_dead_channels) {
     ck_assert_int_eq(g.m->layers[5].out_size, 16);
     ck_assert_int_eq(rows_of(&g, 6), 16);
     ck_assert_int_eq(cols_of(&g, 6), 3);
+    ck_assert_int_eq(g.specs[3].in_shape[2], 4);
+    ck_assert_int_eq(g.specs[6].in_shape[2], 16);
+    ck_assert_int_eq(g.specs[0].in_shape[2], 2);
     /* conv1 kernel row (ky 1, kx 2, c 3) -> old row (1 3 + 2) 6 + 5 (channel 5 is
      * the 4th kept), new row (1 3 + 2) 4 + 3; column 1 (old 2) */
     const layer *L = &f.m->layers[3], *N = &g.m->layers[3];
@@ -279,6 +284,25 @@ START_TEST(test_last_layer_and_all_dead) {
     ck_assert_int_eq(h.m->n_params, f.m->n_params);
     ck_assert_int_eq(memcmp(h.m->weff, f.m->weff, (size_t)f.m->n_params * sizeof(float)), 0);
     modelio_free(&h);
+    modelio_free(&g);
+    modelio_free(&f);
+}
+END_TEST
+
+START_TEST(test_reshape_blocks) {
+    /* 0 dense 16, 1 relu, 2 conv 2 3x3 on (4, 4, 1): dense units are pixels, not channels */
+    layer_spec s[5] = {sp(LAYER_DENSE, 16), sp(LAYER_RELU, 0), conv(2, 3, PAD_SAME),
+                       sp(LAYER_FLATTEN, 0), sp(LAYER_DENSE, 3)};
+    s[2].in_shape[0] = s[2].in_shape[1] = 4; s[2].in_shape[2] = 1;
+    modelio_file f, g;
+    mf_make(&f, s, 5, 6, 15);
+    kill(&f, 0, 5, 0.0f);
+    nl_error e = {0};
+    long removed = -1;
+    ck_assert_msg(modelio_shrink(&f, 8, &g, &removed, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(removed, 0);
+    ck_assert_int_eq(cols_of(&g, 0), 16);
+    assert_same_outputs(&f, &g, 16, 1);
     modelio_free(&g);
     modelio_free(&f);
 }
@@ -526,6 +550,7 @@ Suite *make_shrink_suite(void) {
     tcase_add_test(tc, test_nonzero_constants_stay);
     tcase_add_test(tc, test_cnn_dead_channels);
     tcase_add_test(tc, test_last_layer_and_all_dead);
+    tcase_add_test(tc, test_reshape_blocks);
     tcase_add_test(tc, test_pdp_structured_shrinks);
     tcase_add_test(tc, test_activation_pruning_shrinks);
     tcase_add_test(tc, test_export_shrinks);

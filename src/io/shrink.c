@@ -4,11 +4,11 @@
  * layer, and the channel's parameters in the per-channel layers between
  * (BatchNorm), so the exported network is physically smaller and computes
  * the same outputs. Deliberately not: folding a dead unit's nonzero constant
- * (sigmoid(0) = 0.5, a batch norm shift) into the next bias (that would not
- * be bit-exact: such units stay), units of the last weighted layer (class
- * outputs), reshapes (a layer with its own in_shape). Invariant: a unit is
- * removed only when the value it sends into the next weighted layer is
- * exactly 0 for every input (checked on the real forward pass). */
+ * (sigmoid(0) = 0.5, a batch norm shift) into the next bias (not bit-exact:
+ * such units stay), units of the last weighted layer (class outputs), real
+ * reshapes (an in_shape other than the layer's input shape). Invariant: a
+ * unit is removed only when the value it sends into the next weighted layer
+ * is exactly 0 for every input (checked on the real forward pass). */
 #include <stdlib.h>
 #include <string.h>
 #include "nnlo/modelio.h"
@@ -29,17 +29,23 @@ static int passes_channels(int kind) {
 
 static int has_shape(const layer_spec *s) { return s->in_shape[0] || s->in_shape[1] || s->in_shape[2]; }
 
+/* A spec's in_shape that only restates layer L's input shape (channels a
+ * multiple of C): it can follow the shrink. A real reshape cannot. */
+static int shape_follows(const layer_spec *s, const layer *L, int C) {
+    return !has_shape(s) || (s->in_shape[0] == L->in_h && s->in_shape[1] == L->in_w &&
+                             s->in_shape[2] == L->in_c && L->in_c % C == 0);
+}
+
 /* The next weighted layer after l if l's channels reach it unmixed (see
  * passes_channels; a Conv needs them as its input channels: no Flatten on
  * the way), else -1. */
 static int chain_target(const modelio_file *f, int l) {
     const model *m = f->m;
-    int flat = 0;
+    int flat = 0, C = layer_kernel_cols(&m->layers[l]);
     for (int j = l + 1; j < m->n_layers; j++) {
         int kind = (int)m->layers[j].kind;
-        if (has_shape(&f->specs[j])) return -1;
+        if (!shape_follows(&f->specs[j], &m->layers[j], C)) return -1;
         if (layer_has_kernel(kind)) {
-            int C = layer_kernel_cols(&m->layers[l]);
             if (kind != LAYER_DENSE && (flat || m->layers[j].in_c != C)) return -1;
             return m->layers[j].in_size % C == 0 ? j : -1;
         }
@@ -155,6 +161,11 @@ nl_status modelio_shrink(const modelio_file *in, int max_batch, modelio_file *ou
         if ((int)m->layers[l].kind == LAYER_DENSE) out->specs[l].units = kept;
         else out->specs[l].filters = kept;
     }
+    for (int j = 0; j < n; j++) /* restated input shapes: C channels -> kept */
+        if (src[j] >= 0 && has_shape(&out->specs[j])) {
+            int C = layer_kernel_cols(&m->layers[src[j]]);
+            out->specs[j].in_shape[2] = out->specs[j].in_shape[2] / C * count_kept(keep[src[j]], C);
+        }
     model *s = model_create(out->specs, n, m->in_size, max_batch, NULL, NULL, 0, e);
     if (!s) { st = e ? e->code : NL_ERR_INVALID; nl_err_prefix(e, "shrink"); goto fail; }
     out->m = s;
