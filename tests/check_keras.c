@@ -360,9 +360,9 @@ START_TEST(import_errors) {
     /* unsupported layer */
     write_keras(p, "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
                    "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, 4], \"name\": \"in\"}},"
-                   "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv1\", \"filters\": 3}}]}}",
+                   "{\"class_name\": \"LSTM\", \"config\": {\"name\": \"lstm1\", \"units\": 3}}]}}",
                 (fx_layer[]){{"in", 0, 0, NULL, NULL}}, 1);
-    expect_error(p, (const char *[]){"'conv1'", "Conv2D", "not supported", "QDense", NULL});
+    expect_error(p, (const char *[]){"'lstm1'", "LSTM", "not supported", "QDense", "QConv2D", NULL});
     /* missing bias */
     const char *dense = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
                         "{\"class_name\": \"Dense\", \"config\": {\"name\": \"fc\", \"units\": 3, "
@@ -386,10 +386,10 @@ START_TEST(import_errors) {
     expect_error(p, (const char *[]){"'q'", "kernel_quantizer", "alpha", NULL});
     /* softmax in the middle, unsupported activation */
     write_keras(p, "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
-                   "{\"class_name\": \"Dense\", \"config\": {\"name\": \"fc\", \"units\": 3, \"activation\": \"tanh\","
+                   "{\"class_name\": \"Dense\", \"config\": {\"name\": \"fc\", \"units\": 3, \"activation\": \"elu\","
                    " \"batch_input_shape\": [null, 4]}}]}}",
                 (fx_layer[]){{"fc", 4, 3, k, b}}, 1);
-    expect_error(p, (const char *[]){"'fc'", "activation 'tanh' is not supported", NULL});
+    expect_error(p, (const char *[]){"'fc'", "activation 'elu' is not supported", NULL});
     /* not a Keras model (weights only) */
     hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(f);
@@ -482,6 +482,397 @@ START_TEST(auto_accumulator) {
 }
 END_TEST
 
+/* ---- CNNs ---------------------------------------------------------------- */
+
+/* A layer group with any number of weights of any rank. */
+typedef struct {
+    const char *name;
+    int nw;
+    const char *wn[4];     /* "kernel", "bias", "gamma", ... */
+    int rank[4];
+    hsize_t dims[4][4];
+    const float *v[4];
+} fx_wlayer;
+
+static void write_keras_w(const char *path, const char *config, const fx_wlayer *L, int n) {
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    put_vlen(f, "keras_version", "2.13.1");
+    put_vlen(f, "backend", "tensorflow");
+    put_fixed(f, "model_config", config);
+    hid_t mw = H5Gcreate2(f, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const char *names[16];
+    for (int i = 0; i < n; i++) names[i] = L[i].name;
+    put_names(mw, "layer_names", names, n);
+    for (int i = 0; i < n; i++) {
+        hid_t g = H5Gcreate2(mw, L[i].name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        char wn[4][128];
+        const char *wp[4];
+        for (int k = 0; k < L[i].nw; k++) {
+            snprintf(wn[k], sizeof wn[k], "%s/%s:0", L[i].name, L[i].wn[k]);
+            wp[k] = wn[k];
+            put_data(g, wn[k], L[i].rank[k], L[i].dims[k], L[i].v[k]);
+        }
+        put_names(g, "weight_names", wp, L[i].nw);
+        H5Gclose(g);
+    }
+    H5Gclose(mw);
+    H5Fclose(f);
+}
+
+/* (6, 6, 2) -> QConv2D c1 (3 filters 3x3, quantized_bits(8,1)) -> BatchNormalization bn1
+ * (not fused: c1 is quantized) -> relu -> MaxPooling2D 2 -> (2, 2, 3) -> Conv2D c2 (2 filters
+ * 1x1, same) -> BatchNormalization bn2 (fused into c2) -> LeakyReLU 0.1 -> Flatten -> Dropout
+ * -> Dense fc (2, softmax). With bn2 = 0: no bn2 layer. */
+static void cnn_config(char *buf, size_t len, int bn2) {
+    snprintf(buf, len,
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"cnn\", \"layers\": ["
+        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, 6, 6, 2], \"name\": \"img\"}},"
+        "{\"class_name\": \"QConv2D\", \"config\": {\"name\": \"c1\", \"filters\": 3, \"kernel_size\": [3, 3], "
+        "\"strides\": [1, 1], \"padding\": \"valid\", \"data_format\": \"channels_last\", \"dilation_rate\": [1, 1], "
+        "\"activation\": \"linear\", \"use_bias\": true, \"kernel_quantizer\": \"quantized_bits(8,1,alpha=1)\", "
+        "\"bias_quantizer\": \"quantized_bits(8,1,alpha=1)\"}},"
+        "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn1\", \"axis\": -1, \"momentum\": 0.9, "
+        "\"epsilon\": 0.001, \"center\": true, \"scale\": true}},"
+        "{\"class_name\": \"Activation\", \"config\": {\"name\": \"r1\", \"activation\": \"relu\"}},"
+        "{\"class_name\": \"MaxPooling2D\", \"config\": {\"name\": \"p1\", \"pool_size\": [2, 2], \"strides\": null, "
+        "\"padding\": \"valid\", \"data_format\": \"channels_last\"}},"
+        "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c2\", \"filters\": 2, \"kernel_size\": 1, "
+        "\"padding\": \"same\", \"activation\": \"linear\", \"use_bias\": true}},"
+        "%s"
+        "{\"class_name\": \"LeakyReLU\", \"config\": {\"name\": \"lr\", \"alpha\": 0.1}},"
+        "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"fl\", \"data_format\": \"channels_last\"}},"
+        "{\"class_name\": \"Dropout\", \"config\": {\"name\": \"dr\", \"rate\": 0.25}},"
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"fc\", \"units\": 2, \"activation\": \"softmax\"}}"
+        "]}}",
+        bn2 ? "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn2\", \"axis\": [3], "
+              "\"momentum\": 0.99, \"epsilon\": 0.001}}," : "");
+}
+
+static float CK1[3 * 3 * 2 * 3], CB1[3], CK2[3 * 2], CB2[2], FK[8 * 2], FB[2];
+static float G1[3] = {1.5f, 0.5f, -2.0f}, BE1[3] = {0.1f, 0.0f, -0.3f}, MU1[3] = {0.2f, -0.1f, 0.0f},
+             VA1[3] = {4.0f, 0.25f, 1.0f};
+static float G2[2] = {0.75f, 2.0f}, BE2[2] = {0.5f, -0.25f}, MU2[2] = {0.3f, -0.2f}, VA2[2] = {0.5f, 2.0f};
+
+static void write_cnn(const char *path, int bn2, int identity_bn2) {
+    rng_t r;
+    rng_seed(&r, 17);
+    for (int i = 0; i < 54; i++) CK1[i] = 0.4f * rng_normal(&r);
+    for (int i = 0; i < 3; i++) CB1[i] = 0.05f * (float)i;
+    for (int i = 0; i < 6; i++) CK2[i] = 0.6f * rng_normal(&r);
+    CB2[0] = 0.125f; CB2[1] = -0.0625f;
+    for (int i = 0; i < 16; i++) FK[i] = 0.3f * rng_normal(&r);
+    FB[0] = 0.01f; FB[1] = -0.02f;
+    static float I1[2] = {1, 1}, Z[2] = {0, 0}, V1[2] = {0.999f, 0.999f};  /* var + eps = 1: scale 1 */
+    char cfg[4096];
+    cnn_config(cfg, sizeof cfg, bn2);
+    fx_wlayer L[] = {
+        {"img", 0, {0}, {0}, {{0}}, {0}},
+        {"c1", 2, {"kernel", "bias"}, {4, 1}, {{3, 3, 2, 3}, {3}}, {CK1, CB1}},
+        {"bn1", 4, {"gamma", "beta", "moving_mean", "moving_variance"}, {1, 1, 1, 1}, {{3}, {3}, {3}, {3}},
+         {G1, BE1, MU1, VA1}},
+        {"r1", 0, {0}, {0}, {{0}}, {0}},
+        {"p1", 0, {0}, {0}, {{0}}, {0}},
+        {"c2", 2, {"kernel", "bias"}, {4, 1}, {{1, 1, 3, 2}, {2}}, {CK2, CB2}},
+        {"bn2", 4, {"gamma", "beta", "moving_mean", "moving_variance"}, {1, 1, 1, 1}, {{2}, {2}, {2}, {2}},
+         {identity_bn2 ? I1 : G2, identity_bn2 ? Z : BE2, identity_bn2 ? Z : MU2, identity_bn2 ? V1 : VA2}},
+        {"lr", 0, {0}, {0}, {{0}}, {0}},
+        {"fl", 0, {0}, {0}, {{0}}, {0}},
+        {"dr", 0, {0}, {0}, {{0}}, {0}},
+        {"fc", 2, {"kernel", "bias"}, {2, 1}, {{8, 2}, {2}}, {FK, FB}},
+    };
+    if (bn2) {
+        write_keras_w(path, cfg, L, 11);
+    } else {
+        fx_wlayer M[10];
+        for (int i = 0, k = 0; i < 11; i++) if (i != 6) M[k++] = L[i];
+        write_keras_w(path, cfg, M, 10);
+    }
+}
+
+static void hls_layers(const keras_net *n, const hls4ml_config *hc, hls4ml_net *hn) {
+    nl_error e = {0};
+    nl_status st = hls4ml_fpga_layers(n->f.m, n->f.info, n->softmax ? n->softmax_name : NULL, n->input_name, hc,
+                                      NULL, hn, &e);
+    ck_assert_msg(st == NL_OK, "%s", e.msg);
+}
+
+START_TEST(cnn_import_and_mapping) {
+    const char *d = tu_tmpdir();
+    char *p = tpath(d, "cnn.h5");
+    write_cnn(p, 1, 0);
+    keras_net n;
+    load_ok(p, &n);
+    /* Dropout is dropped; Flatten stays (it changes the shape) */
+    const char *names[] = {"c1", "bn1", "r1", "p1", "c2", "bn2", "lr", "fl", "fc"};
+    const int kinds[] = {LAYER_CONV2D, LAYER_BATCHNORM, LAYER_RELU, LAYER_MAXPOOL2D, LAYER_CONV2D, LAYER_BATCHNORM,
+                         LAYER_LEAKY_RELU, LAYER_FLATTEN, LAYER_DENSE};
+    ck_assert_int_eq(n.f.n_specs, 9);
+    for (int i = 0; i < 9; i++) {
+        ck_assert_str_eq(n.f.specs[i].name, names[i]);
+        ck_assert_int_eq((int)n.f.specs[i].kind, kinds[i]);
+    }
+    const model *m = n.f.m;
+    ck_assert_int_eq(m->in_size, 72);
+    ck_assert_int_eq(m->layers[0].out_h, 4);
+    ck_assert_int_eq(m->layers[3].out_size, 12);
+    ck_assert_int_eq(m->layers[4].out_h, 2);   /* 1x1 same */
+    ck_assert_int_eq(m->out_size, 2);
+    ck_assert_str_eq(n.softmax_name, "fc_softmax");
+    ck_assert_float_eq(m->layers[6].alpha, 0.1f);
+    ck_assert_float_eq(m->layers[1].epsilon, 0.001f);
+    /* c1: quantized_bits(8,1): k=1, i=1, f=6, kernel on the 1/64 grid (QKeras round half even) */
+    ck_assert(n.f.info[0].quantized);
+    ck_assert_int_eq(n.f.info[0].w.f, 6);
+    for (int i = 0; i < 54; i++) {
+        float want = rintf(CK1[i] * 64) / 64;
+        if (want > 127 / 64.f) want = 127 / 64.f;
+        if (want < -2) want = -2;
+        ck_assert_msg(m->weff[m->layers[0].w_off + i] == want, "c1 kernel[%d] %g != %g", i,
+                      m->weff[m->layers[0].w_off + i], want);
+    }
+    tu_assert_close(m->weff + m->layers[4].w_off, CK2, 6, 0, 0, "c2 kernel (float)");
+    tu_assert_close(m->state + m->layers[1].s_off, MU1, 3, 0, 0, "bn1 moving mean");
+    tu_assert_close(m->state + m->layers[1].s_off + 3, VA1, 3, 0, 0, "bn1 moving variance");
+    tu_assert_close(m->weff + m->layers[5].w_off, G2, 2, 0, 0, "bn2 gamma");
+    /* the mapping: bn1 is a layer (c1 is quantized), bn2 is fused into c2;
+     * Flatten and Dropout make none */
+    hls4ml_net hn;
+    hls_layers(&n, NULL, &hn);
+    const int fk[] = {FPGA_LAYER_CONV2D, FPGA_LAYER_BATCHNORM, FPGA_LAYER_RELU, FPGA_LAYER_MAXPOOL, FPGA_LAYER_CONV2D,
+                      FPGA_LAYER_LEAKY_RELU, FPGA_LAYER_DENSE, FPGA_LAYER_SOFTMAX};
+    ck_assert_int_eq(hn.n, 8);
+    for (int i = 0; i < 8; i++) ck_assert_int_eq((int)hn.layers[i].kind, fk[i]);
+    ck_assert(hn.fused[5] && !hn.fused[1]);
+    ck_assert_int_eq(hn.of_layer[5], 4);
+    ck_assert_int_eq(hn.of_layer[7], -1);
+    /* bn1 scale = gamma / sqrt(var + eps), bias = beta - mean scale, on ap_fixed<16,6> */
+    fixed_spec P = {1, 5, 10, FX_WRAP, FX_TRN};
+    for (int c = 0; c < 3; c++) {
+        double s = G1[c] / sqrt((double)VA1[c] + 0.001);
+        ck_assert_msg(hn.layers[1].w[c] == fixed_quantize(&P, (float)s), "bn1 scale %d", c);
+        ck_assert(hn.layers[1].b[c] == fixed_quantize(&P, (float)(BE1[c] - MU1[c] * s)));
+    }
+    /* c2 fused: W' = W s, b' = (b - mean) s + beta, quantized to ap_fixed<16,6> */
+    for (int i = 0; i < 6; i++) {
+        int o = i % 2;
+        double s = G2[o] / sqrt((double)VA2[o] + 0.001);
+        ck_assert_msg(fabsf(hn.layers[4].w[i] - fixed_quantize(&P, (float)(CK2[i] * s))) <= 1.0f / 1024,
+                      "c2 fused w[%d] = %g", i, hn.layers[4].w[i]);
+    }
+    ck_assert(fabsf(hn.layers[4].b[1] - fixed_quantize(&P, (float)((CB2[1] - MU2[1]) * G2[1] / sqrt(2.001) + BE2[1]))) <=
+              1.0f / 1024);
+    /* each layer's input type is the previous result; the fused result is hls4ml's auto type */
+    for (int i = 1; i < hn.n; i++) ck_assert(!memcmp(&hn.layers[i].in_spec, &hn.layers[i - 1].out_spec, sizeof P));
+    fixed_spec au = hls4ml_auto_accum(&hn.layers[4].in_spec, &hn.layers[4].w_spec, &hn.layers[4].b_spec, 3);
+    ck_assert(!memcmp(&hn.layers[4].out_spec, &au, sizeof au));
+    ck_assert_int_eq(hn.layers[3].kh, 2);
+    ck_assert_int_eq(hn.layers[0].in_c, 2);
+    fpga_report r;
+    nl_error e = {0};
+    ck_assert_msg(fpga_estimate_ex(hn.layers, hn.n, &hn.fpga, &hn.opt, &r, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(r.layers[3].dsp, 0);            /* pooling */
+    long nz = 0;
+    for (int i = 0; i < 54; i++) nz += m->weff[m->layers[0].w_off + i] != 0;
+    ck_assert_int_eq(r.layers[0].nonzero_weights, nz);
+    ck_assert_int_eq(r.layers[0].ii, 16);            /* 16 output pixels, ParallelizationFactor 1 */
+    fpga_report_free(&r);
+    hls4ml_net_free(&hn);
+    keras_net_free(&n);
+}
+END_TEST
+
+START_TEST(cnn_fused_batchnorm_costs_nothing) {
+    /* bn2 with scale exactly 1 and shift 0, fused into c2, gives the same
+     * estimate as the network without bn2 once c2's result is 'auto' in
+     * both (hls4ml fuses only into an 'auto' result, which then becomes the
+     * inferred accumulator type: the layers after it see that type) */
+    const char *d = tu_tmpdir();
+    char *pa = tpath(d, "a.h5"), *pb = tpath(d, "b.h5");
+    write_cnn(pa, 1, 1);
+    write_cnn(pb, 0, 0);
+    keras_net a, b;
+    load_ok(pa, &a);
+    load_ok(pb, &b);
+    ck_assert_int_eq(a.f.n_specs, b.f.n_specs + 1);
+    hls4ml_config hc;
+    hls4ml_config_default(&hc);
+    hls4ml_layer_cfg lc;
+    memset(&lc, 0, sizeof lc);
+    snprintf(lc.name, sizeof lc.name, "c2");
+    lc.has_result = lc.result_auto = 1;
+    lc.strategy = -1;
+    hc.layers = &lc;
+    hc.n_layers = 1;
+    fpga_report ra, rb, rn;
+    estimate(&a, &hc, &ra);
+    estimate(&b, &hc, &rb);
+    ck_assert_int_eq(ra.n_layers, rb.n_layers);
+    assert_same_cost(&ra.total, &rb.total, "fused identity BatchNorm");
+    for (int i = 0; i < ra.n_layers; i++) assert_same_cost(&ra.layers[i], &rb.layers[i], ra.layers[i].name);
+    /* without result: auto hls4ml does not fuse: bn2 is a scale-and-shift layer of its own */
+    lc.has_result = 0;
+    estimate(&a, &hc, &rn);
+    ck_assert_int_eq(rn.n_layers, ra.n_layers + 1);
+    ck_assert_str_eq(rn.layers[5].name, "bn2");
+    /* scale 1 is wiring, shift 0 nothing: only a cast remains */
+    ck_assert_int_eq(rn.layers[5].dsp, 0);
+    ck_assert_str_eq(ra.layers[1].name, "bn1");
+    ck_assert_int_gt(ra.layers[1].lut + ra.layers[1].dsp, 0);  /* a real unfused BatchNorm costs */
+    fpga_report_free(&ra); fpga_report_free(&rb); fpga_report_free(&rn);
+    keras_net_free(&a); keras_net_free(&b);
+}
+END_TEST
+
+START_TEST(cnn_round_trip_and_export) {
+    const char *d = tu_tmpdir();
+    char p[700], ex[700], exr[700];  /* tpath's buffers rotate */
+    snprintf(p, sizeof p, "%s", tpath(d, "cnn.h5"));
+    snprintf(ex, sizeof ex, "%s", tpath(d, "ex"));
+    snprintf(exr, sizeof exr, "%s", tpath(d, "exr"));
+    write_cnn(p, 1, 0);
+    keras_net a, c;
+    nl_error e = {0};
+    load_ok(p, &a);
+    ck_assert_msg(hls4ml_export(&a, NULL, ex, &e) == NL_OK, "%s", e.msg);
+    load_ok(tpath(ex, "model_weights.h5"), &c);
+    assert_same_net(&a, &c);
+    for (int l = 0; l < a.f.n_specs; l++) {
+        const layer_spec *x = &a.f.specs[l], *y = &c.f.specs[l];
+        ck_assert_int_eq(x->filters, y->filters);
+        ck_assert_int_eq(c.f.m->layers[l].out_size, a.f.m->layers[l].out_size);  /* a 1x1 'same' is written 'valid' */
+        ck_assert(!memcmp(x->kernel, y->kernel, sizeof x->kernel) && !memcmp(x->pool, y->pool, sizeof x->pool));
+        if (layer_has_kernel((int)x->kind)) ck_assert_int_eq(a.f.info[l].quantized, c.f.info[l].quantized);
+    }
+    ck_assert_int_eq(a.f.m->n_state, c.f.m->n_state);
+    ck_assert(!memcmp(a.f.m->state, c.f.m->state, (size_t)a.f.m->n_state * sizeof(float)));
+    ck_assert_float_eq(c.f.m->layers[6].alpha, 0.1f);
+    /* identical estimates with and without the exported config */
+    hls4ml_config hc;
+    ck_assert_msg(hls4ml_config_load(tpath(ex, "hls4ml_config.yml"), &hc, &e) == NL_OK, "%s", e.msg);
+    fpga_report ra, rc, rd;
+    estimate(&a, NULL, &ra);
+    estimate(&c, NULL, &rc);
+    estimate(&c, &hc, &rd);
+    ck_assert_int_eq(rd.n_layers, 8);
+    assert_same_cost(&ra.total, &rc.total, "export");
+    for (int i = 0; i < ra.n_layers; i++) assert_same_cost(&ra.layers[i], &rd.layers[i], ra.layers[i].name);
+    /* the config: ParallelizationFactor for convs, result auto where a BatchNorm fuses, no bn2 entry */
+    char *y;
+    ck_assert(fs_read_all(tpath(ex, "hls4ml_config.yml"), &y, NULL, &e) == NL_OK);
+    ck_assert_ptr_nonnull(strstr(y, "    c1:\n      Precision:\n        weight: ap_fixed<8,2,AP_RND_CONV,AP_SAT>"));
+    ck_assert_ptr_nonnull(strstr(y, "      ParallelizationFactor: 1\n"));
+    ck_assert_ptr_nonnull(strstr(y, "        result: auto\n        accum: auto\n"));
+    ck_assert_ptr_nonnull(strstr(y, "    bn1:\n      Precision:\n        scale: ap_fixed<16,6>"));
+    ck_assert_ptr_null(strstr(y, "    bn2:"));
+    ck_assert_ptr_null(strstr(y, "    dr:"));
+    free(y);
+    /* weight files: img 1, c1 2, bn1 3, r1 4, p1 5, c2 6, bn2 7, lr 8, fl 9, (dr skipped), fc 10 */
+    double v[128];
+    const model *m = a.f.m;
+    ck_assert_int_eq(read_txt(tpath(ex, "weights/w2.txt"), v, 128), 54);
+    for (int j = 0; j < 54; j++) ck_assert(v[j] == m->weff[m->layers[0].w_off + j]);
+    ck_assert_int_eq(read_txt(tpath(ex, "weights/s3.txt"), v, 128), 3);
+    ck_assert_int_eq(read_txt(tpath(ex, "weights/w10.txt"), v, 128), 16);
+    hls4ml_net hn;
+    hls_layers(&a, NULL, &hn);
+    ck_assert_int_eq(read_txt(tpath(ex, "weights/w6.txt"), v, 128), 6);  /* c2 with bn2 fused */
+    for (int j = 0; j < 6; j++) ck_assert_msg(v[j] == hn.layers[4].w[j], "w6[%d] = %g", j, v[j]);
+    ck_assert(!fs_exists(tpath(ex, "weights/w7.txt")) && !fs_exists(tpath(ex, "weights/s7.txt")));
+    /* Resource: conv weights transposed to (Cout, KH, KW, Cin) */
+    cfg_fpga rs = {"xcvu13p-flga2577-2-e", 5.0, FPGA_STRATEGY_RESOURCE, 2};
+    ck_assert_msg(hls4ml_export(&a, &rs, exr, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(read_txt(tpath(exr, "weights/w2.txt"), v, 128), 54);
+    for (int j = 0; j < 54; j++) ck_assert(v[j] == m->weff[m->layers[0].w_off + (j % 18) * 3 + j / 18]);
+    /* ParallelizationFactor from a config: c1 has 16 output pixels; 4 in parallel = 4x the
+     * multipliers (8-bit weights: built in LUTs, no DSP) and LUTs */
+    for (int i = 0; i < hc.n_layers; i++)
+        if (!strcmp(hc.layers[i].name, "c1")) hc.layers[i].parallelization = 4;
+    fpga_report_free(&rc);
+    estimate(&c, &hc, &rc);
+    ck_assert_int_gt(rd.layers[0].multipliers, 0);
+    ck_assert_int_eq(rd.layers[0].dsp, 0);
+    ck_assert_int_eq(rc.layers[0].multipliers, 4 * rd.layers[0].multipliers);
+    ck_assert_int_eq(rc.layers[0].lut, 4 * rd.layers[0].lut);
+    ck_assert_int_eq(rc.layers[0].ii, 4);
+    fpga_report_free(&ra); fpga_report_free(&rc); fpga_report_free(&rd);
+    hls4ml_net_free(&hn);
+    hls4ml_config_free(&hc);
+    keras_net_free(&a); keras_net_free(&c);
+}
+END_TEST
+
+START_TEST(cnn_import_1d_and_errors) {
+    const char *d = tu_tmpdir();
+    char *p = tpath(d, "c1d.h5");
+    /* (8, 2) -> Conv1D k3 (2 filters) tanh -> AveragePooling1D 2 -> Flatten -> Dense 1 sigmoid */
+    const char *cfg1 =
+        "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+        "{\"class_name\": \"Conv1D\", \"config\": {\"name\": \"k\", \"filters\": 2, \"kernel_size\": [3], "
+        "\"activation\": \"tanh\", \"batch_input_shape\": [null, 8, 2]}},"
+        "{\"class_name\": \"AveragePooling1D\", \"config\": {\"name\": \"ap\", \"pool_size\": 2}},"
+        "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"f\"}},"
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"o\", \"units\": 1, \"activation\": \"sigmoid\"}}]}}";
+    static float k1[3 * 2 * 2], b1[2], ko[6], bo[1];
+    for (int i = 0; i < 12; i++) k1[i] = 0.25f * (float)(i - 6);
+    for (int i = 0; i < 6; i++) ko[i] = 0.5f;
+    fx_wlayer L[] = {{"k", 2, {"kernel", "bias"}, {3, 1}, {{3, 2, 2}, {2}}, {k1, b1}},
+                     {"ap", 0, {0}, {0}, {{0}}, {0}}, {"f", 0, {0}, {0}, {{0}}, {0}},
+                     {"o", 2, {"kernel", "bias"}, {2, 1}, {{6, 1}, {1}}, {ko, bo}}};
+    write_keras_w(p, cfg1, L, 4);
+    keras_net n;
+    load_ok(p, &n);
+    const int kinds[] = {LAYER_CONV1D, LAYER_TANH, LAYER_AVGPOOL1D, LAYER_FLATTEN, LAYER_DENSE, LAYER_SIGMOID};
+    ck_assert_int_eq(n.f.n_specs, 6);
+    for (int i = 0; i < 6; i++) ck_assert_int_eq((int)n.f.specs[i].kind, kinds[i]);
+    ck_assert_int_eq(n.f.m->layers[0].out_w, 6);
+    ck_assert_int_eq(n.f.m->layers[2].out_w, 3);
+    fpga_report r;
+    estimate(&n, NULL, &r);
+    ck_assert_int_eq(r.n_layers, 5);   /* conv1d, tanh, avgpool, dense, sigmoid */
+    ck_assert_int_eq(r.layers[1].bram18, 6);  /* 12 tanh lookups, 2 per BRAM18 */
+    fpga_report_free(&r);
+    /* the export writes a 1-D input and Conv1D with a (3, 2, 2) kernel; import gives it back */
+    char *ex = tpath(d, "ex1");
+    nl_error e = {0};
+    ck_assert_msg(hls4ml_export(&n, NULL, ex, &e) == NL_OK, "%s", e.msg);
+    keras_net c;
+    load_ok(tpath(ex, "model_weights.h5"), &c);
+    assert_same_net(&n, &c);
+    keras_net_free(&c);
+    keras_net_free(&n);
+    /* errors name the layer */
+    float k[64] = {0};
+    fx_wlayer one[] = {{"cv", 2, {"kernel", "bias"}, {4, 1}, {{3, 3, 2, 2}, {2}}, {k, k}}};
+    write_keras_w(p, "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+                     "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"cv\", \"filters\": 2, \"kernel_size\": 3, "
+                     "\"data_format\": \"channels_first\", \"batch_input_shape\": [null, 2, 6, 6]}}]}}", one, 1);
+    expect_error(p, (const char *[]){"'cv'", "Conv2D", "channels_first", "channels_last", NULL});
+    write_keras_w(p, "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+                     "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"cv\", \"filters\": 2, \"kernel_size\": 3, "
+                     "\"batch_input_shape\": [null, 6, 6, 3]}}]}}", one, 1);
+    expect_error(p, (const char *[]){"'cv'", "kernel", "shape (3, 3, 2, 2)", "expected (3, 3, 3, 2)", NULL});
+    fx_wlayer bn[] = {{"cv", 2, {"kernel", "bias"}, {4, 1}, {{3, 3, 2, 2}, {2}}, {k, k}},
+                      {"bn", 3, {"gamma", "beta", "moving_mean"}, {1, 1, 1}, {{2}, {2}, {2}}, {k, k, k}}};
+    write_keras_w(p, "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+                     "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"cv\", \"filters\": 2, \"kernel_size\": 3, "
+                     "\"batch_input_shape\": [null, 6, 6, 2]}},"
+                     "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\"}}]}}", bn, 2);
+    expect_error(p, (const char *[]){"'bn'", "BatchNormalization", "moving_variance is missing", NULL});
+    write_keras_w(p, "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+                     "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"cv\", \"filters\": 2, \"kernel_size\": 3, "
+                     "\"batch_input_shape\": [null, 6, 6, 2]}},"
+                     "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 2}}]}}", one, 1);
+    expect_error(p, (const char *[]){"'d'", "Dense", "Flatten", NULL});
+    write_keras_w(p, "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+                     "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"cv\", \"filters\": 2, \"kernel_size\": 3, "
+                     "\"batch_input_shape\": [null, 6, 6, 2]}},"
+                     "{\"class_name\": \"MaxPooling2D\", \"config\": {\"name\": \"mp\", \"pool_size\": 2, "
+                     "\"padding\": \"causal\"}}]}}", one, 1);
+    expect_error(p, (const char *[]){"'mp'", "padding 'causal'", NULL});
+}
+END_TEST
+
 Suite *make_keras_suite(void) {
     Suite *s = suite_create("keras");
     TCase *t = tcase_create("core");
@@ -493,6 +884,10 @@ Suite *make_keras_suite(void) {
     tcase_add_test(t, import_errors);
     tcase_add_test(t, hls4ml_config_spellings);
     tcase_add_test(t, auto_accumulator);
+    tcase_add_test(t, cnn_import_and_mapping);
+    tcase_add_test(t, cnn_fused_batchnorm_costs_nothing);
+    tcase_add_test(t, cnn_round_trip_and_export);
+    tcase_add_test(t, cnn_import_1d_and_errors);
     suite_add_tcase(s, t);
     return s;
 }

@@ -24,6 +24,7 @@ typedef struct {
     fixed_spec w, b, result, accum;
     int reuse_factor;            /* 0 = not given */
     int strategy;                /* -1 = not given, else fpga_strategy */
+    int parallelization;         /* ParallelizationFactor (conv layers); 0 = not given */
 } hls4ml_layer_cfg;
 
 typedef struct {
@@ -42,8 +43,8 @@ typedef struct {
 void hls4ml_config_default(hls4ml_config *c);
 /* Reads an hls4ml config YAML: Part, ClockPeriod, HLSConfig.Model
  * {Precision (string or {default, accum, ...}), ReuseFactor, Strategy},
- * HLSConfig.LayerName.<layer> {Precision (string or {weight, bias, result,
- * accum}), ReuseFactor, Strategy}. Precision spellings: fixed<W,I>,
+ * HLSConfig.LayerName.<layer> {Precision (string or {weight (BatchNorm:
+ * scale), bias, result, accum}), ReuseFactor, Strategy, ParallelizationFactor}. Precision spellings: fixed<W,I>,
  * ap_fixed<W,I>, ufixed<W,I>, ap_ufixed<W,I>, with optional modes;
  * without modes they mean AP_TRN/AP_WRAP as in HLS. 'auto' is accepted.
  * Other keys (KerasJson, OutputDir, IOType, Backend, ...) are ignored;
@@ -70,10 +71,18 @@ typedef struct {
     float *values;               /* quantized weights and biases the layers point into */
     fpga_options opt;            /* accumulator mode, to pass to fpga_estimate_ex */
     cfg_fpga fpga;               /* the resolved part, clock, strategy, RF */
+    unsigned char *fused;        /* (model layers) 1 for a BATCHNORM hls4ml fuses into the Dense/Conv
+                                    before it (of_layer then names that layer's fpga layer) */
 } hls4ml_net;
 
 /* Maps m (per-layer formats in info, NULL = none quantized) to fpga
- * layers, following the rules in the file comment. softmax_name: append a
+ * layers, following the rules in the file comment. Conv1D/Conv2D/pooling
+ * carry their geometry; Flatten and Dropout make no layer; a BatchNorm
+ * directly after an unquantized Dense/Conv whose result type is 'auto'
+ * (what the export writes for it; with hc, the layer's config must say
+ * result: auto) is fused into it as hls4ml's FuseBatchNormalization does
+ * (model_fold_batchnorm; the fused layer's result is the auto accumulator
+ * type), otherwise it is a scale-and-shift layer. softmax_name: append a
  * Softmax layer of that name (NULL = none). input_name: the LayerName key
  * of the input (NULL = none). hc may be NULL: model precision
  * ap_fixed<16,6>, accumulators 'auto' (what the export writes). fpga

@@ -181,11 +181,12 @@ static nl_status read_layer(ctx *x, const char *name, const ynode *m, hls4ml_lay
                     snprintf(k2, sizeof k2, "%s.%s", key, pk);
                     fixed_spec s;
                     int a = 0;
-                    if (strcmp(pk, "weight") && strcmp(pk, "bias") && strcmp(pk, "result") && strcmp(pk, "accum"))
+                    if (strcmp(pk, "weight") && strcmp(pk, "scale") && strcmp(pk, "bias") && strcmp(pk, "result") &&
+                        strcmp(pk, "accum"))
                         continue;  /* table_t etc. of activations: not modelled */
                     st = get_prec(x, v->vals[j], k2, &s, &a);
                     if (st) break;
-                    if (!strcmp(pk, "weight")) { L->w = s; L->has_w = 1; L->w_auto = a; }
+                    if (!strcmp(pk, "weight") || !strcmp(pk, "scale")) { L->w = s; L->has_w = 1; L->w_auto = a; }
                     else if (!strcmp(pk, "bias")) { L->b = s; L->has_b = 1; L->b_auto = a; }
                     else if (!strcmp(pk, "result")) { L->result = s; L->has_result = 1; L->result_auto = a; }
                     else { L->accum = s; L->has_accum = 1; L->accum_auto = a; }
@@ -195,6 +196,8 @@ static nl_status read_layer(ctx *x, const char *name, const ynode *m, hls4ml_lay
             }
         } else if (!strcmp(k, "ReuseFactor")) {
             st = get_int(x, v, key, &L->reuse_factor);
+        } else if (!strcmp(k, "ParallelizationFactor")) {
+            st = get_int(x, v, key, &L->parallelization);
         } else if (!strcmp(k, "Strategy")) {
             st = get_strategy(x, v, key, &L->strategy);
         }

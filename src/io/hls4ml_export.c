@@ -3,7 +3,9 @@
  * types as hls4ml_fpga_layers resolves them (so hls4ml builds what we
  * estimated), and hls4ml's weight text files weights/w<N>.txt, b<N>.txt
  * (values in the weight type's decimal digits, ", "-separated, C order;
- * transposed for the Resource strategy as hls4ml does). */
+ * transposed for the Resource strategy as hls4ml does: Dense (out, in),
+ * Conv (Cout, KH, KW, Cin)); a fused BatchNorm is in its layer's w/b files,
+ * an unfused one has s<N>.txt / b<N>.txt. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,7 @@ nl_status hls4ml_export(const keras_net *n, const cfg_fpga *fpga, const char *di
     nl_status st = hls4ml_fpga_layers(m, n->f.info, n->softmax ? n->softmax_name : NULL, n->input_name, NULL,
                                       fpga, &hn, e);
     if (st) return st;
-    kx_layer *xs = calloc((size_t)m->n_layers + 2, sizeof *xs);
+    kx_layer *xs = calloc((size_t)KX_MAX_LAYERS(m->n_layers), sizeof *xs);
     if (!xs) { hls4ml_net_free(&hn); return nl_err(e, NL_ERR_NOMEM, "out of memory"); }
     int nx = keras_export_layers(n, xs);
     char path[4096], wdir[4096];
@@ -64,23 +66,47 @@ nl_status hls4ml_export(const keras_net *n, const cfg_fpga *fpga, const char *di
                 hn.fpga.reuse_factor, strat);
     for (int i = 0; !st && i < nx; i++) {
         const kx_layer *x = &xs[i];
+        /* Flatten (a free reshape), Dropout (skipped by hls4ml) and a
+         * BatchNorm hls4ml fuses into the layer before have no settings */
+        if (x->kind == KX_FLATTEN || x->kind == KX_DROPOUT) continue;
+        if (x->layer >= 0 && hn.fused[x->layer]) continue;
         sbuf_printf(&y, "    %s:\n      Precision:\n", x->name);
         if (x->kind == KX_INPUT) { yaml_prec(&y, "result", &hn.input_spec); continue; }
         if (x->kind == KX_SOFTMAX) { yaml_prec(&y, "result", &hn.layers[hn.n - 1].out_spec); continue; }
         if (x->kind == KX_QUANT) { yaml_prec(&y, "result", &m->layers[x->layer].quant); continue; }
         const fpga_layer *f = &hn.layers[hn.of_layer[x->layer]];
-        if (x->kind == KX_DENSE) {
+        const int kernel = x->kind == KX_DENSE || x->kind == KX_CONV;
+        const int fuses = kernel && x->layer + 1 < m->n_layers && hn.fused[x->layer + 1];
+        if (kernel) {
             yaml_prec(&y, "weight", &f->w_spec);
             yaml_prec(&y, "bias", &f->b_spec);
+        } else if (x->kind == KX_BATCHNORM) {
+            yaml_prec(&y, "scale", &f->w_spec);
+            yaml_prec(&y, "bias", &f->b_spec);
         }
-        yaml_prec(&y, "result", &f->out_spec);
-        if (x->kind != KX_DENSE) continue;
-        sbuf_printf(&y, "        accum: auto\n      ReuseFactor: %d\n      Strategy: %s\n", hn.fpga.reuse_factor, strat);
+        /* a layer that absorbs a BatchNorm keeps hls4ml's 'auto' result
+         * (FuseBatchNormalization only fuses into an unspecified type) */
+        if (fuses) sbuf_printf(&y, "        result: auto\n");
+        else yaml_prec(&y, "result", &f->out_spec);
+        if (!kernel && x->kind != KX_BATCHNORM) continue;
+        if (kernel) sbuf_printf(&y, "        accum: auto\n");
+        sbuf_printf(&y, "      ReuseFactor: %d\n      Strategy: %s\n", hn.fpga.reuse_factor, strat);
+        if (x->kind == KX_CONV)
+            sbuf_printf(&y, "      ParallelizationFactor: %d\n", f->parallelization > 0 ? f->parallelization : 1);
         char nm[64];
-        snprintf(nm, sizeof nm, "w%d.txt", x->hls_index);
-        st = write_txt(fs_join(path, sizeof path, wdir, nm), f->w, f->n_in, f->n_out, resource, &f->w_spec, e);
-        snprintf(nm, sizeof nm, "b%d.txt", x->hls_index);
-        if (!st) st = write_txt(fs_join(path, sizeof path, wdir, nm), f->b, 1, f->n_out, 0, &f->b_spec, e);
+        if (kernel) {
+            int rows = f->kh > 0 ? f->kh * f->kw * f->in_c : f->n_in, cols = f->kh > 0 ? f->out_c : f->n_out;
+            snprintf(nm, sizeof nm, "w%d.txt", x->hls_index);
+            st = write_txt(fs_join(path, sizeof path, wdir, nm), f->w, rows, cols, resource, &f->w_spec, e);
+            snprintf(nm, sizeof nm, "b%d.txt", x->hls_index);
+            if (!st) st = write_txt(fs_join(path, sizeof path, wdir, nm), f->b, 1, cols, 0, &f->b_spec, e);
+        } else {  /* hls4ml's BatchNormalization variables: s<N> (scale), b<N> (bias) */
+            int C = f->in_c > 0 ? f->in_c : f->n_in;
+            snprintf(nm, sizeof nm, "s%d.txt", x->hls_index);
+            st = write_txt(fs_join(path, sizeof path, wdir, nm), f->w, 1, C, 0, &f->w_spec, e);
+            snprintf(nm, sizeof nm, "b%d.txt", x->hls_index);
+            if (!st) st = write_txt(fs_join(path, sizeof path, wdir, nm), f->b, 1, C, 0, &f->b_spec, e);
+        }
     }
     if (!st) st = fs_write_atomic(fs_join(path, sizeof path, dir, "hls4ml_config.yml"), y.s, y.len, e);
     sbuf_free(&y);

@@ -3,6 +3,8 @@
  * the per-layer types the export writes. A QUANT layer becomes the result
  * type of the layer before it (or the input type); every layer's input
  * type is the previous result type; weights are quantized to their type.
+ * Conv/pool layers carry their geometry, Flatten/Dropout make no layer, a
+ * BatchNorm is fused into the Dense/Conv before it where hls4ml fuses it.
  * Allocates the layer array and the quantized values; never prints. */
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@ void hls4ml_net_free(hls4ml_net *n) {
     free(n->layers);
     free(n->of_layer);
     free(n->values);
+    free(n->fused);
     memset(n, 0, sizeof *n);
 }
 
@@ -38,6 +41,19 @@ static nl_status strategy_check(const hls4ml_layer_cfg *lc, const cfg_fpga *f, n
         return nl_err(e, NL_ERR_CONFIG, "HLSConfig.LayerName.%s.Strategy differs from the model's Strategy; "
                       "the estimator models one strategy per network (set it in HLSConfig.Model)", lc->name);
     return NL_OK;
+}
+
+/* Whether hls4ml fuses BatchNorm layer l into the Dense/Conv before it
+ * (bn_fuse.py: the previous layer is Dense/Conv with an unspecified
+ * ('auto') result type, and not both it and the BatchNorm quantized: our
+ * BatchNorm is never quantized, so the Dense/Conv must not be either). */
+static int bn_fuses(const model *m, const modelio_layer_info *info, const hls4ml_config *hc, int l) {
+    if (l < 1 || l >= m->n_layers || (int)m->layers[l].kind != LAYER_BATCHNORM || !layer_has_kernel((int)m->layers[l - 1].kind))
+        return 0;
+    if (info && info[l - 1].quantized) return 0;
+    if (!hc) return 1;  /* the export writes result: auto for that layer */
+    const hls4ml_layer_cfg *lc = hls4ml_config_layer(hc, m->layers[l - 1].name);
+    return lc && lc->has_result && lc->result_auto;
 }
 
 nl_status hls4ml_fpga_layers(const model *m, const modelio_layer_info *info, const char *softmax_name,
@@ -61,12 +77,18 @@ nl_status hls4ml_fpga_layers(const model *m, const modelio_layer_info *info, con
     NL_ASSERT(m->n_layers > 0);
     size_t nl = (size_t)m->n_layers;
     long nvals = 0;
-    for (int l = 0; l < m->n_layers; l++)
-        if (m->layers[l].kind == LAYER_DENSE) nvals += (long)m->layers[l].in_size * m->layers[l].out_size + m->layers[l].out_size;
+    for (int l = 0; l < m->n_layers; l++) {
+        const layer *L = &m->layers[l];
+        if (layer_has_kernel((int)L->kind))
+            nvals += (long)layer_kernel_rows(L) * layer_kernel_cols(L) + layer_kernel_cols(L);
+        else if ((int)L->kind == LAYER_BATCHNORM)
+            nvals += 2L * L->out_c;
+    }
     out->layers = calloc(nl + 1, sizeof *out->layers);
     out->of_layer = calloc(nl, sizeof *out->of_layer);
+    out->fused = calloc(nl, 1);
     out->values = malloc((size_t)(nvals > 0 ? nvals : 1) * sizeof *out->values);
-    if (!out->layers || !out->of_layer || !out->values) {
+    if (!out->layers || !out->of_layer || !out->fused || !out->values) {
         hls4ml_net_free(out);
         return nl_err(e, NL_ERR_NOMEM, "out of memory mapping %d layers", m->n_layers);
     }
@@ -77,16 +99,19 @@ nl_status hls4ml_fpga_layers(const model *m, const modelio_layer_info *info, con
     long vo = 0;
     for (int l = 0; !st && l < m->n_layers; l++) {
         const layer *L = &m->layers[l];
+        const int kind = (int)L->kind;
         const hls4ml_layer_cfg *lc = hls4ml_config_layer(hc, L->name);
         out->of_layer[l] = -1;
         if ((st = strategy_check(lc, &out->fpga, e))) break;
-        if (L->kind == LAYER_QUANT) {
+        if (kind == LAYER_QUANT) {
             fixed_spec s = L->quant;
             if (lc && lc->has_result && !lc->result_auto) s = lc->result;
             if (out->n > 0) out->layers[out->n - 1].out_spec = s;
             cur = s;
             continue;
         }
+        if (kind == LAYER_FLATTEN || kind == LAYER_DROPOUT) continue;  /* a free reshape; removed */
+        if (out->fused[l]) { out->of_layer[l] = out->n - 1; continue; }
         fpga_layer *f = &out->layers[out->n];
         out->of_layer[l] = out->n++;
         snprintf(f->name, sizeof f->name, "%s", L->name);
@@ -94,25 +119,72 @@ nl_status hls4ml_fpga_layers(const model *m, const modelio_layer_info *info, con
         f->n_out = L->out_size;
         f->in_spec = cur;
         f->out_spec = P;
+        f->w_spec = f->b_spec = P;
+        f->in_h = L->in_h; f->in_w = L->in_w; f->in_c = L->in_c;
+        f->out_h = L->out_h; f->out_w = L->out_w; f->out_c = L->out_c;
         if (lc && lc->reuse_factor > 0) f->reuse_factor = lc->reuse_factor;
-        if (L->kind == LAYER_RELU) {
-            f->kind = FPGA_LAYER_RELU;
-            f->w_spec = f->b_spec = P;
+        if (!layer_has_kernel(kind) && kind != LAYER_BATCHNORM) {
+            switch (kind) {
+            case LAYER_RELU: f->kind = FPGA_LAYER_RELU; break;
+            case LAYER_TANH: f->kind = FPGA_LAYER_TANH; break;
+            case LAYER_SIGMOID: f->kind = FPGA_LAYER_SIGMOID; break;
+            case LAYER_HARD_TANH: f->kind = FPGA_LAYER_HARD_TANH; break;
+            case LAYER_LEAKY_RELU: f->kind = FPGA_LAYER_LEAKY_RELU; f->alpha = L->alpha; f->param_spec = P; break;
+            case LAYER_MAXPOOL1D: case LAYER_MAXPOOL2D:
+            case LAYER_AVGPOOL1D: case LAYER_AVGPOOL2D:
+                f->kind = kind == LAYER_MAXPOOL1D || kind == LAYER_MAXPOOL2D ? FPGA_LAYER_MAXPOOL : FPGA_LAYER_AVGPOOL;
+                f->kh = L->geom.kh;
+                f->kw = L->geom.kw;
+                break;
+            default:
+                st = nl_err(e, NL_ERR_INVALID, "layer '%s': kind %d (%s) has no hls4ml mapping", L->name, kind,
+                            layer_kind_name(kind) ? layer_kind_name(kind) : "?");
+                continue;
+            }
             if (lc && lc->has_result && !lc->result_auto) f->out_spec = lc->result;
             else if (lc && lc->has_result) f->out_spec = cur;  /* 'auto' result of an activation: its input */
             cur = f->out_spec;
             continue;
         }
-        f->kind = FPGA_LAYER_DENSE;
+        if (kind == LAYER_BATCHNORM) {
+            /* hls4ml's BatchNormalization: scale = gamma / sqrt(var + eps),
+             * bias = beta - mean scale (converters/keras/core.py), per channel */
+            int C = L->out_c;
+            float *sc = out->values + vo, *bi = sc + C;
+            const float *gamma = m->weff + L->w_off, *beta = m->weff + L->b_off;
+            const float *mean = m->state + L->s_off, *var = mean + C;
+            for (int ch = 0; ch < C; ch++) {
+                double s = gamma[ch] / sqrt((double)var[ch] + L->epsilon);
+                sc[ch] = (float)s;
+                bi[ch] = (float)(beta[ch] - mean[ch] * s);
+            }
+            f->kind = FPGA_LAYER_BATCHNORM;
+            if (lc && lc->has_w && !lc->w_auto) f->w_spec = lc->w;
+            if (lc && lc->has_b && !lc->b_auto) f->b_spec = lc->b;
+            if (lc && lc->has_result && !lc->result_auto) f->out_spec = lc->result;
+            fixed_quantize_array(&f->w_spec, sc, sc, NULL, C);
+            fixed_quantize_array(&f->b_spec, bi, bi, NULL, C);
+            f->w = sc;
+            f->b = bi;
+            vo += 2L * C;
+            cur = f->out_spec;
+            continue;
+        }
+        /* Dense / Conv1D / Conv2D */
+        f->kind = kind == LAYER_DENSE ? FPGA_LAYER_DENSE : kind == LAYER_CONV1D ? FPGA_LAYER_CONV1D : FPGA_LAYER_CONV2D;
+        if (kind != LAYER_DENSE) {
+            f->kh = L->geom.kh;
+            f->kw = L->geom.kw;
+            f->parallelization = lc && lc->parallelization > 0 ? lc->parallelization : 1;
+        }
         int q = info && info[l].quantized;
         f->w_spec = q ? info[l].w : P;
         f->b_spec = q ? info[l].b : P;
         if (q) f->out_spec = info[l].out;
         if (lc && lc->has_w && !lc->w_auto) f->w_spec = lc->w;
         if (lc && lc->has_b && !lc->b_auto) f->b_spec = lc->b;
-        if (lc && lc->has_result)
-            f->out_spec = lc->result_auto ? hls4ml_auto_accum(&f->in_spec, &f->w_spec, &f->b_spec, f->n_in)
-                                          : lc->result;
+        int rows = layer_kernel_rows(L), cols = layer_kernel_cols(L);
+        int fuse = bn_fuses(m, info, hc, l + 1);
         if (!accum_decided) {
             /* hls4ml: the layer's accum, else the model's, else the model precision */
             accum_decided = 1;
@@ -127,14 +199,27 @@ nl_status hls4ml_fpga_layers(const model *m, const modelio_layer_info *info, con
                 out->opt.accum_spec = P;
             }
         }
-        long nw = (long)L->in_size * L->out_size;
+        long nw = (long)rows * cols;
         float *w = out->values + vo, *b = w + nw;
-        fixed_quantize_array(&f->w_spec, m->weff + L->w_off, w, NULL, nw);
-        if (L->b_off >= 0) fixed_quantize_array(&f->b_spec, m->weff + L->b_off, b, NULL, L->out_size);
-        else memset(b, 0, (size_t)L->out_size * sizeof *b);
-        vo += nw + L->out_size;
+        if (fuse) {
+            st = model_fold_batchnorm(m, l + 1, w, b, e);
+            if (st) break;
+            out->fused[l + 1] = 1;
+            fixed_quantize_array(&f->w_spec, w, w, NULL, nw);
+            fixed_quantize_array(&f->b_spec, b, b, NULL, cols);
+        } else {
+            fixed_quantize_array(&f->w_spec, m->weff + L->w_off, w, NULL, nw);
+            if (L->b_off >= 0) fixed_quantize_array(&f->b_spec, m->weff + L->b_off, b, NULL, cols);
+            else memset(b, 0, (size_t)cols * sizeof *b);
+        }
+        vo += nw + cols;
         f->w = w;
         f->b = b;
+        /* the fused layer's result is 'auto' (hls4ml infers the accumulator
+         * type); a result type configured for the BatchNorm is lost with it */
+        if (fuse) f->out_spec = hls4ml_auto_accum(&f->in_spec, &f->w_spec, &f->b_spec, rows);
+        else if (lc && lc->has_result)
+            f->out_spec = lc->result_auto ? hls4ml_auto_accum(&f->in_spec, &f->w_spec, &f->b_spec, rows) : lc->result;
         cur = f->out_spec;
     }
     if (!st && softmax_name) {

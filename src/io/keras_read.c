@@ -1,8 +1,9 @@
 /* keras_read.c — a Keras 2 / tf.keras HDF5 model (model.save()) with
  * QKeras layers into a keras_net: layer specs, a model whose params ==
  * weff == the (quantized) weights, per-layer formats, a final softmax.
- * Only sequential chains of Dense-like and activation layers; anything
- * else is an error naming the layer, its class and what is supported.
+ * Only sequential chains (Dense, Conv1D/2D, pooling, BatchNorm, Flatten,
+ * activations; channels_last); anything else is an error naming the layer,
+ * its class and what is supported.
  * Weights are found as Keras finds them (the layer group's weight_names),
  * or, lacking that attribute, as hls4ml does (a dataset whose name holds
  * "kernel" / "bias"). */
@@ -15,8 +16,10 @@
 #include "io/io_internal.h"
 #include "nnlo/keras.h"
 
-#define KR_SUPPORTED "InputLayer, Dense, QDense, Activation (relu, softmax, linear), ReLU, Softmax, " \
-                     "QActivation (quantized_bits, quantized_relu), Dropout, Flatten"
+#define KR_SUPPORTED "InputLayer, Dense, QDense, Conv1D, Conv2D, QConv1D, QConv2D, MaxPooling1D/2D, " \
+                     "AveragePooling1D/2D, BatchNormalization, QBatchNormalization, Activation (relu, softmax, " \
+                     "linear, tanh, sigmoid, hard_tanh, leaky_relu), ReLU, LeakyReLU, Softmax, QActivation " \
+                     "(quantized_bits, quantized_relu), Dropout, Flatten"
 
 /* ---- HDF5 helpers --------------------------------------------------------- */
 
@@ -132,12 +135,11 @@ static nl_status read_weights(hid_t g, const char *dpath, int rank, const long *
         char got[64] = "";
         for (int i = 0, u = 0; i < r && i < 4; i++)
             u += snprintf(got + u, sizeof got - (size_t)u, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
-        if (rank == 2)
-            st = nl_err(e, NL_ERR_DATA, "%s: layer '%s': %s '%s' has shape (%s), expected (%ld, %ld) from the "
-                        "layer's input size and units", file, layer, what, dpath, got, want[0], want[1]);
-        else
-            st = nl_err(e, NL_ERR_DATA, "%s: layer '%s': %s '%s' has shape (%s), expected (%ld)", file, layer,
-                        what, dpath, got, want[0]);
+        char exp[96] = "";
+        for (int i = 0, u = 0; i < rank && i < 4; i++)
+            u += snprintf(exp + u, sizeof exp - (size_t)u, "%s%ld", i ? ", " : "", want[i]);
+        st = nl_err(e, NL_ERR_DATA, "%s: layer '%s': %s '%s' has shape (%s), expected (%s) from the layer's "
+                    "input shape and config", file, layer, what, dpath, got, exp);
     } else {
         *out = malloc((size_t)count * sizeof **out);
         if (!*out) st = nl_err(e, NL_ERR_NOMEM, "out of memory");
@@ -283,10 +285,13 @@ typedef struct {
     const char *file;
     hid_t wroot;            /* model_weights, or the root for weights-only layouts */
     layer_spec *specs; modelio_layer_info *info;
-    float **kern, **bias;   /* per spec, DENSE only */
+    float **kern, **bias;   /* per spec: DENSE/CONV kernel and bias; BATCHNORM gamma and beta */
+    float **stat;           /* per spec, BATCHNORM: moving mean (C) then moving variance (C) */
     int n, cap;
     int size;               /* features flowing out of the last layer */
+    int h, w, c;            /* their shape (channels last; flat: 1, 1, size; 1-D: 1, steps, C) */
     int in_size;            /* the model input's features */
+    int in_h, in_w, in_c;
     int softmax;
     char softmax_name[64];
 } builder;
@@ -298,6 +303,12 @@ static layer_spec *push(builder *b, layer_kind k, const char *name, const char *
     s->kind = k;
     snprintf(s->name, sizeof s->name, "%s%s", name, suffix ? suffix : "");
     return s;
+}
+
+static void set_flat(builder *b, int n) {
+    b->size = n;
+    b->h = b->w = 1;
+    b->c = n;
 }
 
 static nl_status add_quant(builder *b, const char *lname, const json *q, const char *suffix, nl_error *e) {
@@ -319,23 +330,82 @@ static nl_status add_activation(builder *b, const char *lname, const char *cls, 
     if (act->type != JSON_STR)
         return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): 'activation' must be a string", b->file, lname, cls);
     const char *a = act->str;
+    static const struct { const char *name; int kind; } acts[] = {
+        {"relu", LAYER_RELU}, {"tanh", LAYER_TANH}, {"sigmoid", LAYER_SIGMOID},
+        {"hard_tanh", LAYER_HARD_TANH}, {"leaky_relu", LAYER_LEAKY_RELU}};
     if (!strcmp(a, "linear")) return NL_OK;
-    if (!strcmp(a, "relu")) { push(b, LAYER_RELU, lname, own_layer ? NULL : "_relu"); return NL_OK; }
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        if (strcmp(a, acts[i].name)) continue;
+        char suf[16];
+        snprintf(suf, sizeof suf, "_%s", a);
+        layer_spec *s = push(b, (layer_kind)acts[i].kind, lname, own_layer ? NULL : suf);
+        s->alpha = 0.2f;  /* keras.activations.leaky_relu's default negative_slope */
+        return NL_OK;
+    }
     if (!strcmp(a, "softmax")) {
         b->softmax = 1;
         snprintf(b->softmax_name, sizeof b->softmax_name, "%s%s", lname, own_layer ? "" : "_softmax");
         return NL_OK;
     }
-    return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): activation '%s' is not supported (relu, softmax, linear)",
-                  b->file, lname, cls, a);
+    return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): activation '%s' is not supported (relu, softmax, linear, "
+                  "tanh, sigmoid, hard_tanh, leaky_relu)", b->file, lname, cls, a);
 }
 
-static nl_status add_dense(builder *b, const char *lname, const char *cls, const json *cfg, nl_error *e) {
-    int units = (int)json_num(cfg, "units", -1);
-    if (units < 1) return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): config lacks 'units' (>= 1)", b->file, lname, cls);
+/* data_format must be channels_last (nnlo-c and hls4ml's io_parallel default). */
+static nl_status channels_last(builder *b, const char *lname, const char *cls, const json *cfg, nl_error *e) {
+    const char *df = json_str(cfg, "data_format", NULL);
+    if (df && strcmp(df, "channels_last"))
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): data_format '%s' is not supported; nnlo-c reads "
+                      "channels_last models only (rebuild the model with data_format='channels_last')",
+                      b->file, lname, cls, df);
+    return NL_OK;
+}
+
+/* A number or a list of `dims` numbers (kernel_size, strides, pool_size). */
+static int get_pair(const json *cfg, const char *key, int dims, int dflt, int out[2]) {
+    const json *v = json_get(cfg, key);
+    out[0] = out[1] = dflt;
+    if (!v || v->type == JSON_NULL) return 0;
+    if (v->type == JSON_NUM) { out[0] = out[1] = (int)v->num; return 0; }
+    if (v->type != JSON_ARR) return -1;
+    int i = 0;
+    for (const json *d = v->child; d; d = d->next, i++) {
+        if (i >= dims || d->type != JSON_NUM) return -1;
+        out[i] = (int)d->num;
+    }
+    return i == dims ? 0 : -1;
+}
+
+/* padding "valid" / "same" into *p; anything else is an error. */
+static nl_status get_padding(builder *b, const char *lname, const char *cls, const json *cfg, pad_mode *p,
+                             nl_error *e) {
+    const char *pd = json_str(cfg, "padding", "valid");
+    if (!strcmp(pd, "valid")) *p = PAD_VALID;
+    else if (!strcmp(pd, "same")) *p = PAD_SAME;
+    else return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): padding '%s' is not supported (valid, same)", b->file,
+                       lname, cls, pd);
+    return NL_OK;
+}
+
+/* The spatial shape the layer receives: 1-D layers need (1, steps, C). */
+static nl_status need_shape(builder *b, const char *lname, const char *cls, int d1, nl_error *e) {
     if (b->size < 1)
-        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): the input size is unknown (no InputLayer or "
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): the input shape is unknown (no InputLayer or "
                       "batch_input_shape before it)", b->file, lname, cls);
+    if (d1 && b->h != 1)
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s) needs (steps, channels) input but receives (%d, %d, %d)",
+                      b->file, lname, cls, b->h, b->w, b->c);
+    if (!d1 && b->h == 1 && b->w == 1)
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s) needs (rows, cols, channels) input but receives a flat "
+                      "vector of %d", b->file, lname, cls, b->size);
+    return NL_OK;
+}
+
+/* Dense, QDense, Conv1D/2D, QConv1D/2D: spec s (already pushed at index
+ * idx), kernel of rank krank and shape kd, bias of cols; quantizers and
+ * the exact types an nnlo-c export carries. */
+static nl_status read_kernel_layer(builder *b, const char *lname, const char *cls, const json *cfg, int idx,
+                                   int krank, const long *kd, int cols, nl_error *e) {
     const json *ub = json_get(cfg, "use_bias");
     int use_bias = !ub || ub->type != JSON_BOOL || ub->num != 0;
     if (H5Lexists(b->wroot, lname, H5P_DEFAULT) <= 0)
@@ -350,14 +420,12 @@ static nl_status add_dense(builder *b, const char *lname, const char *cls, const
     weight_path(g, names, nn, "bias", bp, sizeof bp);
     free_strings(names, nn);
     nl_status st = NL_OK;
-    int idx = b->n;
-    layer_spec *s = push(b, LAYER_DENSE, lname, NULL);
-    s->units = units;
-    long kd[2] = {b->size, units}, bd[1] = {units};
+    long bd[1] = {cols}, nk = 1;
+    for (int i = 0; i < krank; i++) nk *= kd[i];
     if (!kp[0])
         st = nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): the kernel is missing (no weight named '*kernel*' in "
                     "model_weights/%s)", b->file, lname, cls, lname);
-    if (!st) st = read_weights(g, kp, 2, kd, &b->kern[idx], b->file, lname, "kernel", e);
+    if (!st) st = read_weights(g, kp, krank, kd, &b->kern[idx], b->file, lname, "kernel", e);
     if (!st && use_bias && !bp[0])
         st = nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): use_bias is true but the bias is missing (no weight "
                     "named '*bias*' in model_weights/%s)", b->file, lname, cls, lname);
@@ -393,24 +461,185 @@ static nl_status add_dense(builder *b, const char *lname, const char *cls, const
     /* QKeras quantizes at inference: store what the layer computes with */
     if (in->quantized) {
         fixed_spec wq = in->w, bqs = in->b;
-        if (kq && kq->type != JSON_NULL)
-            fixed_quantize_array(&wq, b->kern[idx], b->kern[idx], NULL, (long)b->size * units);
-        if (bq && bq->type != JSON_NULL && b->bias[idx]) fixed_quantize_array(&bqs, b->bias[idx], b->bias[idx], NULL, units);
+        if (kq && kq->type != JSON_NULL) fixed_quantize_array(&wq, b->kern[idx], b->kern[idx], NULL, nk);
+        if (bq && bq->type != JSON_NULL && b->bias[idx]) fixed_quantize_array(&bqs, b->bias[idx], b->bias[idx], NULL, cols);
     }
-    b->size = units;
+    return NL_OK;
+}
+
+static nl_status add_dense(builder *b, const char *lname, const char *cls, const json *cfg, nl_error *e) {
+    int units = (int)json_num(cfg, "units", -1);
+    if (units < 1) return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): config lacks 'units' (>= 1)", b->file, lname, cls);
+    if (b->size < 1)
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): the input size is unknown (no InputLayer or "
+                      "batch_input_shape before it)", b->file, lname, cls);
+    if (b->h != 1 || b->w != 1)
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s) receives a (%d, %d, %d) tensor: Keras applies it to the "
+                      "last axis only, which nnlo-c does not model; add a Flatten before it", b->file, lname, cls,
+                      b->h, b->w, b->c);
+    int idx = b->n;
+    layer_spec *s = push(b, LAYER_DENSE, lname, NULL);
+    s->units = units;
+    long kd[2] = {b->size, units};
+    nl_status st = read_kernel_layer(b, lname, cls, cfg, idx, 2, kd, units, e);
+    if (st) return st;
+    set_flat(b, units);
     return add_activation(b, lname, cls, json_get(cfg, "activation"), 0, e);
 }
 
-static int shape_size(const json *shape) {
-    if (!shape || shape->type != JSON_ARR) return -1;
-    long n = 1;
-    int first = 1;
-    for (const json *d = shape->child; d; d = d->next) {
-        if (first) { first = 0; continue; }    /* the batch dimension */
-        if (d->type != JSON_NUM || d->num < 1) return -1;
-        n *= (long)d->num;
+static nl_status add_conv(builder *b, const char *lname, const char *cls, const json *cfg, int d1, nl_error *e) {
+    nl_status st = channels_last(b, lname, cls, cfg, e);
+    if (!st) st = need_shape(b, lname, cls, d1, e);
+    if (st) return st;
+    int dims = d1 ? 1 : 2, ks[2], sd[2], dil[2];
+    int filters = (int)json_num(cfg, "filters", -1);
+    if (filters < 1)
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): config lacks 'filters' (>= 1)", b->file, lname, cls);
+    if (get_pair(cfg, "kernel_size", dims, -1, ks) || ks[0] < 1 || (!d1 && ks[1] < 1) ||
+        get_pair(cfg, "strides", dims, 1, sd) || sd[0] < 1 || (!d1 && sd[1] < 1))
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): kernel_size and strides must be %d positive number%s",
+                      b->file, lname, cls, dims, d1 ? "" : "s");
+    if (get_pair(cfg, "dilation_rate", dims, 1, dil) || dil[0] != 1 || (!d1 && dil[1] != 1))
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): dilation_rate other than 1 is not supported", b->file,
+                      lname, cls);
+    if (json_num(cfg, "groups", 1) != 1)
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): groups other than 1 is not supported", b->file, lname, cls);
+    pad_mode pad;
+    if ((st = get_padding(b, lname, cls, cfg, &pad, e))) return st;
+    int kh = d1 ? 1 : ks[0], kw = d1 ? ks[0] : ks[1], sh = d1 ? 1 : sd[0], sw = d1 ? sd[0] : sd[1];
+    conv_geom g;
+    if (conv_geom_init(&g, b->h, b->w, b->c, filters, kh, kw, sh, sw, pad))
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): a %d x %d window with valid padding does not fit the "
+                      "(%d, %d, %d) input", b->file, lname, cls, kh, kw, b->h, b->w, b->c);
+    int idx = b->n;
+    layer_spec *s = push(b, d1 ? (layer_kind)LAYER_CONV1D : (layer_kind)LAYER_CONV2D, lname, NULL);
+    s->filters = filters;
+    s->kernel[0] = ks[0]; s->kernel[1] = d1 ? 0 : ks[1];
+    s->strides[0] = sd[0]; s->strides[1] = d1 ? 0 : sd[1];
+    s->padding = pad;
+    long kd4[4] = {kh, kw, b->c, filters}, kd3[3] = {kw, b->c, filters};
+    st = read_kernel_layer(b, lname, cls, cfg, idx, d1 ? 3 : 4, d1 ? kd3 : kd4, filters, e);
+    if (st) return st;
+    b->h = g.oh; b->w = g.ow; b->c = filters;
+    b->size = g.oh * g.ow * filters;
+    return add_activation(b, lname, cls, json_get(cfg, "activation"), 0, e);
+}
+
+static nl_status add_pool(builder *b, const char *lname, const char *cls, const json *cfg, int d1, int avg,
+                          nl_error *e) {
+    nl_status st = channels_last(b, lname, cls, cfg, e);
+    if (!st) st = need_shape(b, lname, cls, d1, e);
+    if (st) return st;
+    int dims = d1 ? 1 : 2, ps[2], sd[2];
+    if (get_pair(cfg, "pool_size", dims, 2, ps) || ps[0] < 1 || (!d1 && ps[1] < 1))
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): pool_size must be %d positive number%s", b->file, lname,
+                      cls, dims, d1 ? "" : "s");
+    if (get_pair(cfg, "strides", dims, 0, sd) || sd[0] < 0 || (!d1 && sd[1] < 0))
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): strides must be null or %d positive number%s", b->file,
+                      lname, cls, dims, d1 ? "" : "s");
+    if (sd[0] == 0) { sd[0] = ps[0]; sd[1] = ps[1]; }  /* Keras: strides default to pool_size */
+    pad_mode pad;
+    if ((st = get_padding(b, lname, cls, cfg, &pad, e))) return st;
+    int kh = d1 ? 1 : ps[0], kw = d1 ? ps[0] : ps[1], sh = d1 ? 1 : sd[0], sw = d1 ? sd[0] : sd[1];
+    conv_geom g;
+    if (conv_geom_init(&g, b->h, b->w, b->c, b->c, kh, kw, sh, sw, pad))
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): a %d x %d window with valid padding does not fit the "
+                      "(%d, %d, %d) input", b->file, lname, cls, kh, kw, b->h, b->w, b->c);
+    int kind = d1 ? (avg ? LAYER_AVGPOOL1D : LAYER_MAXPOOL1D) : (avg ? LAYER_AVGPOOL2D : LAYER_MAXPOOL2D);
+    layer_spec *s = push(b, (layer_kind)kind, lname, NULL);
+    s->pool[0] = ps[0]; s->pool[1] = d1 ? 0 : ps[1];
+    s->strides[0] = sd[0]; s->strides[1] = d1 ? 0 : sd[1];
+    s->padding = pad;
+    b->h = g.oh; b->w = g.ow;
+    b->size = g.oh * g.ow * b->c;
+    return NL_OK;
+}
+
+/* BatchNormalization / QBatchNormalization over the last axis. QKeras's
+ * gamma/beta/mean/variance quantizers are applied to the values on import
+ * (what QKeras computes with); the layer itself stays a float BatchNorm. */
+static nl_status add_batchnorm(builder *b, const char *lname, const char *cls, const json *cfg, nl_error *e) {
+    if (b->size < 1)
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): the input shape is unknown (no InputLayer or "
+                      "batch_input_shape before it)", b->file, lname, cls);
+    const json *ax = json_get(cfg, "axis");
+    const json *a0 = ax && ax->type == JSON_ARR ? ax->child : ax;
+    int rank = b->h > 1 ? 3 : b->w > 1 ? 2 : 1;  /* rank of the Keras tensor without the batch */
+    if (a0 && (a0->type != JSON_NUM || (a0->num != -1 && a0->num != rank) || (ax->type == JSON_ARR && a0->next)))
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): only axis -1 (the channels, last) is supported", b->file,
+                      lname, cls);
+    const json *jc = json_get(cfg, "center"), *js = json_get(cfg, "scale");
+    int center = !jc || jc->type != JSON_BOOL || jc->num != 0, scale = !js || js->type != JSON_BOOL || js->num != 0;
+    int C = b->c;
+    int idx = b->n;
+    layer_spec *s = push(b, (layer_kind)LAYER_BATCHNORM, lname, NULL);
+    s->epsilon = (float)json_num(cfg, "epsilon", 1e-3);
+    s->momentum = (float)json_num(cfg, "momentum", 0.99);
+    if (H5Lexists(b->wroot, lname, H5P_DEFAULT) <= 0)
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): no weights (the group model_weights/%s is missing)",
+                      b->file, lname, cls, lname);
+    hid_t g = H5Gopen2(b->wroot, lname, H5P_DEFAULT);
+    char **names = NULL;
+    int nn = 0;
+    attr_strings(g, "weight_names", &names, &nn);
+    static const char *const what[4] = {"gamma", "beta", "moving_mean", "moving_variance"};
+    static const char *const qname[4] = {"gamma_quantizer", "beta_quantizer", "mean_quantizer", "variance_quantizer"};
+    float *v[4] = {NULL, NULL, NULL, NULL};
+    long cd[1] = {C};
+    nl_status st = NL_OK;
+    for (int k = 0; !st && k < 4; k++) {
+        if ((k == 0 && !scale) || (k == 1 && !center)) continue;
+        char wp[512];
+        weight_path(g, names, nn, what[k], wp, sizeof wp);
+        if (!wp[0])
+            st = nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): the %s is missing (no weight named '%s*' in "
+                        "model_weights/%s)", b->file, lname, cls, what[k], what[k], lname);
+        else
+            st = read_weights(g, wp, 1, cd, &v[k], b->file, lname, what[k], e);
+        const json *q = json_get(cfg, qname[k]);
+        if (!st && q && q->type != JSON_NULL) {
+            fixed_spec fs;
+            int relu;
+            if (keras_parse_quantizer(q, &fs, &relu, e))
+                st = nl_err_prefix(e, "%s: layer '%s' (%s): %s", b->file, lname, cls, qname[k]);
+            else
+                fixed_quantize_array(&fs, v[k], v[k], NULL, C);
+        }
     }
-    return first || n > 100000000 ? -1 : (int)n;
+    free_strings(names, nn);
+    H5Gclose(g);
+    if (!st) {
+        b->kern[idx] = v[0] ? v[0] : malloc((size_t)C * sizeof(float));
+        b->bias[idx] = v[1] ? v[1] : calloc((size_t)C, sizeof(float));
+        b->stat[idx] = malloc((size_t)2 * C * sizeof(float));
+        v[0] = v[1] = NULL;
+        if (!b->kern[idx] || !b->bias[idx] || !b->stat[idx]) st = nl_err(e, NL_ERR_NOMEM, "out of memory");
+    }
+    if (!st) {
+        if (!scale) for (int ch = 0; ch < C; ch++) b->kern[idx][ch] = 1.0f;
+        memcpy(b->stat[idx], v[2], (size_t)C * sizeof(float));
+        memcpy(b->stat[idx] + C, v[3], (size_t)C * sizeof(float));
+    }
+    for (int k = 0; k < 4; k++) free(v[k]);
+    return st;
+}
+
+/* batch_input_shape / batch_shape [null, d...] -> (h, w, c); 0 if absent, -1 if malformed. */
+static int shape_dims(const json *shape, int *h, int *w, int *c) {
+    if (!shape || shape->type != JSON_ARR) return 0;
+    long d[4];
+    int n = 0;
+    const json *x = shape->child;
+    if (!x) return -1;
+    for (x = x->next; x; x = x->next) {
+        if (n >= 3 || x->type != JSON_NUM || x->num < 1 || x->num > 1e8) return -1;
+        d[n++] = (long)x->num;
+    }
+    if (n == 0) return -1;
+    *h = n == 3 ? (int)d[0] : 1;
+    *w = n == 3 ? (int)d[1] : n == 2 ? (int)d[0] : 1;
+    *c = (int)d[n - 1];
+    return (long)*h * *w * *c > 100000000 ? -1 : 1;
 }
 
 /* The QUANT layer of an nnlo-c export carries its exact type. */
@@ -433,40 +662,67 @@ static nl_status add_layer(builder *b, const json *L, int index, char *input_nam
     if (!cls || !cfg || cfg->type != JSON_OBJ)
         return nl_err(e, NL_ERR_DATA, "%s: model_config: layer %d lacks 'class_name' or 'config'", b->file, index);
     const char *lname = json_str(cfg, "name", json_str(L, "name", NULL));
-    if (!lname || !lname[0] || strlen(lname) > 56)
-        return nl_err(e, NL_ERR_DATA, "%s: model_config: layer %d (%s) has no name or one longer than 56 characters",
+    if (!lname || !lname[0] || strlen(lname) > 52)
+        return nl_err(e, NL_ERR_DATA, "%s: model_config: layer %d (%s) has no name or one longer than 52 characters",
                       b->file, index, cls);
     if (b->softmax)
         return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s) follows the softmax '%s'; nnlo-c supports softmax only "
                       "as the last layer", b->file, lname, cls, b->softmax_name);
-    int sz = shape_size(json_get(cfg, "batch_input_shape"));
-    if (sz < 0) sz = shape_size(json_get(cfg, "batch_shape"));
-    if (sz > 0 && b->size < 1) b->size = b->in_size = sz;
+    int h = 1, w = 1, c = 0;
+    int sr = shape_dims(json_get(cfg, "batch_input_shape"), &h, &w, &c);
+    if (sr == 0) sr = shape_dims(json_get(cfg, "batch_shape"), &h, &w, &c);
+    if (sr < 0)
+        return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): batch_input_shape must be [null, d1, ...] with 1 to 3 "
+                      "positive sizes", b->file, lname, cls);
+    if (sr > 0 && b->size < 1) {
+        b->h = b->in_h = h; b->w = b->in_w = w; b->c = b->in_c = c;
+        b->size = b->in_size = h * w * c;
+    }
     if (!strcmp(cls, "InputLayer")) {
-        if (sz < 1)
+        if (sr < 1)
             return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (InputLayer): config lacks batch_input_shape", b->file, lname);
         snprintf(input_name, 64, "%s", lname);
         return NL_OK;
     }
-    if (!strcmp(cls, "Dropout") || !strcmp(cls, "Flatten")) return NL_OK;  /* identity at inference */
-    if (!strcmp(cls, "Dense")) return add_dense(b, lname, cls, cfg, e);
-    if (!strcmp(cls, "QDense")) return add_dense(b, lname, cls, cfg, e);
+    if (!strcmp(cls, "Dropout")) return NL_OK;  /* identity at inference; hls4ml skips it too */
+    if (!strcmp(cls, "Dense") || !strcmp(cls, "QDense")) return add_dense(b, lname, cls, cfg, e);
+    if (!strcmp(cls, "Conv1D") || !strcmp(cls, "QConv1D")) return add_conv(b, lname, cls, cfg, 1, e);
+    if (!strcmp(cls, "Conv2D") || !strcmp(cls, "QConv2D")) return add_conv(b, lname, cls, cfg, 0, e);
+    if (!strcmp(cls, "MaxPooling1D") || !strcmp(cls, "MaxPool1D")) return add_pool(b, lname, cls, cfg, 1, 0, e);
+    if (!strcmp(cls, "MaxPooling2D") || !strcmp(cls, "MaxPool2D")) return add_pool(b, lname, cls, cfg, 0, 0, e);
+    if (!strcmp(cls, "AveragePooling1D") || !strcmp(cls, "AvgPool1D")) return add_pool(b, lname, cls, cfg, 1, 1, e);
+    if (!strcmp(cls, "AveragePooling2D") || !strcmp(cls, "AvgPool2D")) return add_pool(b, lname, cls, cfg, 0, 1, e);
+    if (!strcmp(cls, "BatchNormalization") || !strcmp(cls, "QBatchNormalization")) return add_batchnorm(b, lname, cls, cfg, e);
     if (b->size < 1)
         return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): the input size is unknown (no InputLayer or "
                       "batch_input_shape before it)", b->file, lname, cls);
+    if (!strcmp(cls, "Flatten")) {
+        nl_status st = channels_last(b, lname, cls, cfg, e);
+        if (st) return st;
+        if (b->h != 1 || b->w != 1) push(b, (layer_kind)LAYER_FLATTEN, lname, NULL);  /* flat already: nothing */
+        set_flat(b, b->size);
+        return NL_OK;
+    }
     if (!strcmp(cls, "Activation")) return add_activation(b, lname, cls, json_get(cfg, "activation"), 1, e);
     if (!strcmp(cls, "Softmax")) {
         b->softmax = 1;
         snprintf(b->softmax_name, sizeof b->softmax_name, "%s", lname);
         return NL_OK;
     }
+    if (!strcmp(cls, "LeakyReLU")) {
+        /* Keras 2: alpha (default 0.3); Keras 3: negative_slope (default 0.3) */
+        layer_spec *s = push(b, (layer_kind)LAYER_LEAKY_RELU, lname, NULL);
+        s->alpha = (float)json_num(cfg, "alpha", json_num(cfg, "negative_slope", 0.3));
+        return NL_OK;
+    }
     if (!strcmp(cls, "ReLU")) {
         const json *mv = json_get(cfg, "max_value");
-        if ((mv && mv->type != JSON_NULL) || json_num(cfg, "negative_slope", 0) != 0 ||
-            json_num(cfg, "threshold", 0) != 0)
-            return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (ReLU): max_value, negative_slope and threshold must be "
-                          "unset (plain relu only)", b->file, lname);
-        push(b, LAYER_RELU, lname, NULL);
+        if ((mv && mv->type != JSON_NULL) || json_num(cfg, "threshold", 0) != 0)
+            return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (ReLU): max_value and threshold must be unset (plain or "
+                          "leaky relu only)", b->file, lname);
+        double ns = json_num(cfg, "negative_slope", 0);
+        layer_spec *s = push(b, ns != 0 ? (layer_kind)LAYER_LEAKY_RELU : LAYER_RELU, lname, NULL);
+        s->alpha = (float)ns;
         return NL_OK;
     }
     if (!strcmp(cls, "QActivation")) {
@@ -533,12 +789,13 @@ nl_status keras_load(const char *path, int max_batch, keras_net *out, nl_error *
     }
     int nk = 0;
     for (const json *L = layers->child; L; L = L->next) nk++;
-    b.cap = 2 * nk + 2;
+    b.cap = 3 * nk + 2;  /* a Keras layer gives at most 3 specs (QDense + quantized_relu: dense, relu, quant) */
     b.specs = calloc((size_t)b.cap, sizeof *b.specs);
     b.info = calloc((size_t)b.cap, sizeof *b.info);
     b.kern = calloc((size_t)b.cap, sizeof *b.kern);
     b.bias = calloc((size_t)b.cap, sizeof *b.bias);
-    if (!b.specs || !b.info || !b.kern || !b.bias) { st = nl_err(e, NL_ERR_NOMEM, "out of memory"); goto done; }
+    b.stat = calloc((size_t)b.cap, sizeof *b.stat);
+    if (!b.specs || !b.info || !b.kern || !b.bias || !b.stat) { st = nl_err(e, NL_ERR_NOMEM, "out of memory"); goto done; }
     b.wroot = H5Lexists(f, "model_weights", H5P_DEFAULT) > 0 ? H5Gopen2(f, "model_weights", H5P_DEFAULT) : H5Gopen2(f, "/", H5P_DEFAULT);
     snprintf(out->input_name, sizeof out->input_name, "%s", "input_1");
     int functional = strcmp(mcls, "Sequential") != 0;
@@ -563,24 +820,37 @@ nl_status keras_load(const char *path, int max_batch, keras_net *out, nl_error *
     }
     if (st) goto done;
     int has_dense = 0;
-    for (int i = 0; i < b.n; i++) has_dense |= b.specs[i].kind == LAYER_DENSE;
-    if (!has_dense) { st = nl_err(e, NL_ERR_DATA, "%s: the model has no Dense layer", path); goto done; }
+    for (int i = 0; i < b.n; i++) has_dense |= layer_has_kernel((int)b.specs[i].kind);
+    if (!has_dense) { st = nl_err(e, NL_ERR_DATA, "%s: the model has no Dense or Conv layer", path); goto done; }
+    if (b.in_h > 1 || b.in_w > 1) {  /* a spatial input: the first layer carries its shape */
+        b.specs[0].in_shape[0] = b.in_h;
+        b.specs[0].in_shape[1] = b.in_w;
+        b.specs[0].in_shape[2] = b.in_c;
+    }
     out->f.m = model_create(b.specs, b.n, b.in_size, max_batch, NULL, NULL, 0, e);
     if (!out->f.m) { st = nl_err_prefix(e, "%s", path); st = e ? e->code : NL_ERR_DATA; goto done; }
     model *m = out->f.m;
     for (int l = 0; l < b.n; l++) {
         const layer *L = &m->layers[l];
-        if (L->kind != LAYER_DENSE) continue;
-        memcpy(m->params + L->w_off, b.kern[l], (size_t)L->in_size * L->out_size * sizeof(float));
-        if (b.bias[l]) memcpy(m->params + L->b_off, b.bias[l], (size_t)L->out_size * sizeof(float));
-        else memset(m->params + L->b_off, 0, (size_t)L->out_size * sizeof(float));
+        if ((int)L->kind == LAYER_BATCHNORM) {
+            int C = L->out_c;
+            memcpy(m->params + L->w_off, b.kern[l], (size_t)C * sizeof(float));
+            memcpy(m->params + L->b_off, b.bias[l], (size_t)C * sizeof(float));
+            memcpy(m->state + L->s_off, b.stat[l], (size_t)2 * C * sizeof(float));
+            continue;
+        }
+        if (!layer_has_kernel((int)L->kind)) continue;
+        int rows = layer_kernel_rows(L), cols = layer_kernel_cols(L);
+        memcpy(m->params + L->w_off, b.kern[l], (size_t)rows * cols * sizeof(float));
+        if (b.bias[l]) memcpy(m->params + L->b_off, b.bias[l], (size_t)cols * sizeof(float));
+        else memset(m->params + L->b_off, 0, (size_t)cols * sizeof(float));
     }
     memcpy(m->weff, m->params, (size_t)m->n_params * sizeof(float));
     /* input/output formats along the chain, as hls4ml_fpga_layers sees them */
     fixed_spec cur = {1, 5, 10, FX_WRAP, FX_TRN};
     for (int l = 0; l < b.n; l++) {
         if (b.specs[l].kind == LAYER_QUANT) { cur = b.specs[l].quant; continue; }
-        if (b.specs[l].kind != LAYER_DENSE) continue;
+        if (!layer_has_kernel((int)b.specs[l].kind)) continue;
         b.info[l].in = cur;
         b.info[l].out = (fixed_spec){1, 5, 10, FX_WRAP, FX_TRN};
         if (l + 1 < b.n && b.specs[l + 1].kind == LAYER_QUANT) b.info[l].out = b.specs[l + 1].quant;
@@ -595,8 +865,12 @@ nl_status keras_load(const char *path, int max_batch, keras_net *out, nl_error *
     snprintf(out->softmax_name, sizeof out->softmax_name, "%s", b.softmax_name);
     out->from_keras = 1;
 done:
-    for (int i = 0; i < b.cap; i++) { if (b.kern) free(b.kern[i]); if (b.bias) free(b.bias[i]); }
-    free(b.kern); free(b.bias); free(b.specs); free(b.info);
+    for (int i = 0; i < b.cap; i++) {
+        if (b.kern) free(b.kern[i]);
+        if (b.bias) free(b.bias[i]);
+        if (b.stat) free(b.stat[i]);
+    }
+    free(b.kern); free(b.bias); free(b.stat); free(b.specs); free(b.info);
     free(cfgtext);
     json_free(root);
     if (b.wroot >= 0) H5Gclose(b.wroot);

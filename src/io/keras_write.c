@@ -1,8 +1,10 @@
 /* keras_write.c — a keras_net as a Keras 2 HDF5 model (the layout
  * model.save() writes, readable by tf.keras, hls4ml and keras_load) and as
  * an nnlo-c model file with its softmax recorded. Quantized layers become
- * QDense / QActivation with quantized_bits configs (alpha=1) and carry
- * their exact nnlo-c types as extra attributes. The layer list is built
+ * QDense / QConv1D / QConv2D / QActivation with quantized_bits configs
+ * (alpha=1) and carry their exact nnlo-c types as extra attributes;
+ * pooling, BatchNormalization, Flatten, Dropout and activations are plain
+ * Keras layers (channels_last). The layer list is built
  * by keras_export_layers, shared with the hls4ml export. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,10 @@
 #include "data/h5util.h"
 #include "io/io_internal.h"
 #include "io/keras_internal.h"
+
+static int is_spatial_1d(int kind) {
+    return kind == LAYER_CONV1D || kind == LAYER_MAXPOOL1D || kind == LAYER_AVGPOOL1D;
+}
 
 int keras_export_layers(const keras_net *n, kx_layer *out) {
     const model *m = n->f.m;
@@ -23,12 +29,33 @@ int keras_export_layers(const keras_net *n, kx_layer *out) {
     for (int l = 0; l < m->n_layers; l++)
         if (!strcmp(m->layers[l].name, in->name)) snprintf(in->name, sizeof in->name, "%s", "nnlo_input");
     for (int l = 0; l < m->n_layers; l++) {
+        const layer *L = &m->layers[l];
+        const int kind = (int)L->kind;
+        if (kind == LAYER_DENSE && (L->in_h > 1 || L->in_w > 1)) {
+            /* nnlo-c's Dense flattens its input; Keras's would act on the last axis */
+            kx_layer *f = &out[k++];
+            memset(f, 0, sizeof *f);
+            f->kind = KX_FLATTEN;
+            f->layer = -1;
+            snprintf(f->name, sizeof f->name, "%.52s_flatten", L->name);
+        }
         kx_layer *x = &out[k++];
         memset(x, 0, sizeof *x);
         x->layer = l;
-        snprintf(x->name, sizeof x->name, "%s", m->layers[l].name);
-        x->kind = m->layers[l].kind == LAYER_DENSE ? KX_DENSE : m->layers[l].kind == LAYER_RELU ? KX_RELU : KX_QUANT;
-        x->quantized = x->kind == KX_DENSE && n->f.info && n->f.info[l].quantized;
+        snprintf(x->name, sizeof x->name, "%s", L->name);
+        switch (kind) {
+        case LAYER_DENSE: x->kind = KX_DENSE; break;
+        case LAYER_RELU: x->kind = KX_RELU; break;
+        case LAYER_QUANT: x->kind = KX_QUANT; break;
+        case LAYER_CONV1D: case LAYER_CONV2D: x->kind = KX_CONV; break;
+        case LAYER_MAXPOOL1D: case LAYER_MAXPOOL2D: case LAYER_AVGPOOL1D: case LAYER_AVGPOOL2D: x->kind = KX_POOL; break;
+        case LAYER_BATCHNORM: x->kind = KX_BATCHNORM; break;
+        case LAYER_FLATTEN: x->kind = KX_FLATTEN; break;
+        case LAYER_DROPOUT: x->kind = KX_DROPOUT; break;
+        case LAYER_LEAKY_RELU: x->kind = KX_LEAKY; break;
+        default: x->kind = KX_ACT; break;  /* tanh, sigmoid, hard_tanh */
+        }
+        x->quantized = (x->kind == KX_DENSE || x->kind == KX_CONV) && n->f.info && n->f.info[l].quantized;
     }
     if (n->softmax) {
         kx_layer *x = &out[k++];
@@ -37,7 +64,8 @@ int keras_export_layers(const keras_net *n, kx_layer *out) {
         x->layer = -1;
         snprintf(x->name, sizeof x->name, "%s", n->softmax_name[0] ? n->softmax_name : "softmax");
     }
-    for (int i = 0; i < k; i++) out[i].hls_index = i + 1;  /* hls4ml numbers layers from 1 (the input) */
+    /* hls4ml numbers layers from 1 (the input) and skips Dropout */
+    for (int i = 0, h = 1; i < k; i++) out[i].hls_index = out[i].kind == KX_DROPOUT ? 0 : h++;
     return k;
 }
 
@@ -55,17 +83,25 @@ static void quantizer_json(sbuf *b, const fixed_spec *s, int force_signed) {
 
 void keras_model_json(const keras_net *n, sbuf *b) {
     const model *m = n->f.m;
-    kx_layer *xs = calloc((size_t)m->n_layers + 2, sizeof *xs);
+    kx_layer *xs = calloc((size_t)KX_MAX_LAYERS(m->n_layers), sizeof *xs);
     NL_ASSERT(xs);
     int nx = keras_export_layers(n, xs);
+    int d1 = 0;
+    for (int l = 0; l < m->n_layers; l++) d1 |= is_spatial_1d((int)m->layers[l].kind);
     sbuf_printf(b, "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"nnlo\", \"layers\": [");
     for (int i = 0; i < nx; i++) {
         const kx_layer *x = &xs[i];
         sbuf_printf(b, "%s\n  ", i ? "," : "");
         switch (x->kind) {
         case KX_INPUT:
-            sbuf_printf(b, "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, %d], "
-                           "\"dtype\": \"float32\", \"sparse\": false, \"ragged\": false, \"name\": ", m->in_size);
+            if (d1) sbuf_printf(b, "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, %d, %d], ",
+                                m->in_w, m->in_c);
+            else if (m->in_h > 1 || m->in_w > 1)
+                sbuf_printf(b, "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, %d, %d, %d], ",
+                            m->in_h, m->in_w, m->in_c);
+            else sbuf_printf(b, "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, %d], ",
+                             m->in_size);
+            sbuf_printf(b, "\"dtype\": \"float32\", \"sparse\": false, \"ragged\": false, \"name\": ");
             json_write_str(b, x->name);
             sbuf_printf(b, "}}");
             break;
@@ -91,11 +127,77 @@ void keras_model_json(const keras_net *n, sbuf *b) {
         }
         case KX_RELU:
         case KX_SOFTMAX:
+        case KX_ACT: {
+            int k = x->layer >= 0 ? (int)m->layers[x->layer].kind : -1;
+            const char *a = x->kind == KX_RELU ? "relu" : x->kind == KX_SOFTMAX ? "softmax"
+                          : k == LAYER_TANH ? "tanh" : k == LAYER_SIGMOID ? "sigmoid" : "hard_tanh";
             sbuf_printf(b, "{\"class_name\": \"Activation\", \"config\": {\"name\": ");
             json_write_str(b, x->name);
-            sbuf_printf(b, ", \"trainable\": true, \"dtype\": \"float32\", \"activation\": \"%s\"}}",
-                        x->kind == KX_RELU ? "relu" : "softmax");
+            sbuf_printf(b, ", \"trainable\": true, \"dtype\": \"float32\", \"activation\": \"%s\"}}", a);
             break;
+        }
+        case KX_LEAKY:
+            sbuf_printf(b, "{\"class_name\": \"LeakyReLU\", \"config\": {\"name\": ");
+            json_write_str(b, x->name);
+            sbuf_printf(b, ", \"trainable\": true, \"dtype\": \"float32\", \"alpha\": %.9g}}",
+                        (double)m->layers[x->layer].alpha);
+            break;
+        case KX_FLATTEN:
+            sbuf_printf(b, "{\"class_name\": \"Flatten\", \"config\": {\"name\": ");
+            json_write_str(b, x->name);
+            sbuf_printf(b, ", \"trainable\": true, \"dtype\": \"float32\", \"data_format\": \"channels_last\"}}");
+            break;
+        case KX_DROPOUT:
+            sbuf_printf(b, "{\"class_name\": \"Dropout\", \"config\": {\"name\": ");
+            json_write_str(b, x->name);
+            sbuf_printf(b, ", \"trainable\": true, \"dtype\": \"float32\", \"rate\": %.9g, \"noise_shape\": null, "
+                           "\"seed\": null}}", (double)m->layers[x->layer].rate);
+            break;
+        case KX_BATCHNORM: {
+            const layer *L = &m->layers[x->layer];
+            sbuf_printf(b, "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": ");
+            json_write_str(b, x->name);
+            sbuf_printf(b, ", \"trainable\": true, \"dtype\": \"float32\", \"axis\": -1, \"momentum\": %.9g, "
+                           "\"epsilon\": %.9g, \"center\": true, \"scale\": true}}",
+                        (double)L->momentum, (double)L->epsilon);
+            break;
+        }
+        case KX_CONV:
+        case KX_POOL: {
+            const layer *L = &m->layers[x->layer];
+            const int k = (int)L->kind, one = is_spatial_1d(k);
+            const conv_geom *g = &L->geom;
+            const char *cls = k == LAYER_CONV1D ? "Conv1D" : k == LAYER_CONV2D ? "Conv2D"
+                            : k == LAYER_MAXPOOL1D ? "MaxPooling1D" : k == LAYER_MAXPOOL2D ? "MaxPooling2D"
+                            : k == LAYER_AVGPOOL1D ? "AveragePooling1D" : "AveragePooling2D";
+            /* valid when the output is what valid padding gives without padding, else same */
+            int valid = g->pt == 0 && g->pl == 0 && g->h >= g->kh && g->w >= g->kw &&
+                        g->oh == (g->h - g->kh) / g->sh + 1 && g->ow == (g->w - g->kw) / g->sw + 1;
+            sbuf_printf(b, "{\"class_name\": \"%s%s\", \"config\": {\"name\": ", x->quantized ? "Q" : "", cls);
+            json_write_str(b, x->name);
+            sbuf_printf(b, ", \"trainable\": true, \"dtype\": \"float32\"");
+            if (x->kind == KX_CONV) sbuf_printf(b, ", \"filters\": %d", L->out_c);
+            const char *win = x->kind == KX_CONV ? "kernel_size" : "pool_size";
+            if (one) sbuf_printf(b, ", \"%s\": [%d], \"strides\": [%d]", win, g->kw, g->sw);
+            else sbuf_printf(b, ", \"%s\": [%d, %d], \"strides\": [%d, %d]", win, g->kh, g->kw, g->sh, g->sw);
+            sbuf_printf(b, ", \"padding\": \"%s\", \"data_format\": \"channels_last\"", valid ? "valid" : "same");
+            if (x->kind == KX_CONV) {
+                sbuf_printf(b, ", \"dilation_rate\": %s, \"groups\": 1, \"activation\": \"linear\", \"use_bias\": true, "
+                               "\"kernel_initializer\": {\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}}, "
+                               "\"bias_initializer\": {\"class_name\": \"Zeros\", \"config\": {}}, "
+                               "\"kernel_regularizer\": null, \"bias_regularizer\": null, \"activity_regularizer\": null, "
+                               "\"kernel_constraint\": null, \"bias_constraint\": null", one ? "[1]" : "[1, 1]");
+                if (x->quantized) {
+                    sbuf_printf(b, ", \"kernel_quantizer\": ");
+                    quantizer_json(b, &n->f.info[x->layer].w, 1);
+                    sbuf_printf(b, ", \"bias_quantizer\": ");
+                    quantizer_json(b, &n->f.info[x->layer].b, 1);
+                    sbuf_printf(b, ", \"kernel_range\": null, \"bias_range\": null");
+                }
+            }
+            sbuf_printf(b, "}}");
+            break;
+        }
         case KX_QUANT:
             sbuf_printf(b, "{\"class_name\": \"QActivation\", \"config\": {\"name\": ");
             json_write_str(b, x->name);
@@ -181,9 +283,9 @@ nl_status keras_save(const keras_net *n, const char *path, nl_error *e) {
     char tmp[4200];
     nl_status st = h5u_tmpname(tmp, sizeof tmp, path, e);
     if (st) return st;
-    kx_layer *xs = calloc((size_t)m->n_layers + 2, sizeof *xs);
-    kx_layer **sorted = calloc((size_t)m->n_layers + 2, sizeof *sorted);
-    const char **names = calloc((size_t)m->n_layers + 2, sizeof *names);
+    kx_layer *xs = calloc((size_t)KX_MAX_LAYERS(m->n_layers), sizeof *xs);
+    kx_layer **sorted = calloc((size_t)KX_MAX_LAYERS(m->n_layers), sizeof *sorted);
+    const char **names = calloc((size_t)KX_MAX_LAYERS(m->n_layers), sizeof *names);
     if (!xs || !sorted || !names) { free(xs); free(sorted); free(names); return nl_err(e, NL_ERR_NOMEM, "out of memory"); }
     int nx = keras_export_layers(n, xs);
     sbuf js = {0};
@@ -208,15 +310,37 @@ nl_status keras_save(const keras_net *n, const char *path, nl_error *e) {
                 const kx_layer *x = sorted[i];
                 hid_t g = H5Gcreate2(mw, x->name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
                 if (g < 0) { r = -1; break; }
-                if (x->kind == KX_DENSE) {
+                if (x->kind == KX_BATCHNORM) {
+                    const layer *L = &m->layers[x->layer];
+                    static const char *const what[4] = {"gamma", "beta", "moving_mean", "moving_variance"};
+                    char wn0[4][200];
+                    const char *wn[4];
+                    const float *src[4] = {m->weff + L->w_off, m->weff + L->b_off, m->state + L->s_off,
+                                           m->state + L->s_off + L->out_c};
+                    hsize_t cd[1] = {(hsize_t)L->out_c};
+                    for (int k = 0; k < 4; k++) {
+                        snprintf(wn0[k], sizeof wn0[k], "%s/%s:0", x->name, what[k]);
+                        wn[k] = wn0[k];
+                    }
+                    r |= put_str_array(g, "weight_names", wn, 4);
+                    for (int k = 0; k < 4; k++) r |= put_dataset(g, wn[k], 1, cd, src[k]);
+                } else if (x->kind == KX_DENSE || x->kind == KX_CONV) {
                     const layer *L = &m->layers[x->layer];
                     char kn[200], bn[200], t[96];
                     snprintf(kn, sizeof kn, "%s/kernel:0", x->name);
                     snprintf(bn, sizeof bn, "%s/bias:0", x->name);
                     const char *wn[2] = {kn, bn};
                     r |= put_str_array(g, "weight_names", wn, 2);
-                    hsize_t kd[2] = {(hsize_t)L->in_size, (hsize_t)L->out_size}, bd[1] = {(hsize_t)L->out_size};
-                    r |= put_dataset(g, kn, 2, kd, m->weff + L->w_off);
+                    int cols = layer_kernel_cols(L);
+                    hsize_t kd[4] = {(hsize_t)L->in_size, (hsize_t)cols, 0, 0}, bd[1] = {(hsize_t)cols};
+                    int rank = 2;
+                    if ((int)L->kind == LAYER_CONV2D) {
+                        kd[0] = (hsize_t)L->geom.kh; kd[1] = (hsize_t)L->geom.kw; kd[2] = (hsize_t)L->geom.c;
+                        kd[3] = (hsize_t)cols; rank = 4;
+                    } else if ((int)L->kind == LAYER_CONV1D) {
+                        kd[0] = (hsize_t)L->geom.kw; kd[1] = (hsize_t)L->geom.c; kd[2] = (hsize_t)cols; rank = 3;
+                    }
+                    r |= put_dataset(g, kn, rank, kd, m->weff + L->w_off);
                     r |= put_dataset(g, bn, 1, bd, m->weff + L->b_off);
                     if (x->quantized) {
                         r |= mio_put_str(g, "nnlo_kernel_type", fixed_format_hls(&n->f.info[x->layer].w, t, sizeof t));
