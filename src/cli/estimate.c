@@ -181,6 +181,13 @@ int cmd_estimate(int argc, char **argv) {
         hls4ml_config_free(&hc);
         return e.code == NL_ERR_IO ? 1 : 2;
     }
+    /* What the export builds: structurally dead units removed (exact). */
+    if (modelio_shrink_file(&net.f, NULL, &e)) {
+        fprintf(stderr, "nnlo-c: %s: %s\n", model, e.msg);
+        keras_net_free(&net);
+        hls4ml_config_free(&hc);
+        return 1;
+    }
     hls4ml_net hn;
     fpga_report rep;
     nl_status st = hls4ml_fpga_layers(net.f.m, net.f.info, net.softmax ? net.softmax_name : NULL, net.input_name,

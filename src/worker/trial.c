@@ -104,16 +104,28 @@ static nl_status layer_info(const trial_config *tc, model *m, compress *c, model
     return NL_OK;
 }
 
-/* The same mapping as `nnlo-c estimate` and the hls4ml export
- * (hls4ml_fpga_layers), so a trial's metrics are what estimate reports for
- * its model.h5. */
-static nl_status estimate_fpga(const trial_config *tc, model *m, const modelio_layer_info *info,
-                               fpga_report *rep, nl_error *e) {
-    hls4ml_net hn;
-    nl_status st = hls4ml_fpga_layers(m, info, NULL, NULL, NULL, &tc->fpga, &hn, e);
+/* The cost of what the export builds: the model with structurally dead
+ * units removed (modelio_shrink, exact), mapped as `nnlo-c estimate` and the
+ * hls4ml export map it (hls4ml_fpga_layers). */
+static nl_status estimate_fpga(const trial_config *tc, model *m, layer_spec *specs, int n_specs,
+                               modelio_layer_info *info, fpga_report *rep, nl_error *e) {
+    modelio_file full, small;
+    memset(&full, 0, sizeof full);
+    full.specs = specs;
+    full.n_specs = n_specs;
+    full.in_size = m->in_size;
+    full.out_size = m->out_size;
+    full.m = m;
+    full.info = info;
+    nl_status st = modelio_shrink(&full, 1, &small, NULL, e);
     if (st) return st;
-    st = fpga_estimate_ex(hn.layers, hn.n, &hn.fpga, &hn.opt, rep, e);
-    hls4ml_net_free(&hn);
+    hls4ml_net hn;
+    st = hls4ml_fpga_layers(small.m, small.info, NULL, NULL, NULL, &tc->fpga, &hn, e);
+    if (st == NL_OK) {
+        st = fpga_estimate_ex(hn.layers, hn.n, &hn.fpga, &hn.opt, rep, e);
+        hls4ml_net_free(&hn);
+    }
+    modelio_free(&small);
     return st;
 }
 
@@ -350,7 +362,7 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     res->metrics[MET_EBOPS] = cr.ebops;
     fpga_report fr;
     memset(&fr, 0, sizeof fr);
-    if (layer_info(&tc, m, c, &info, &te) || estimate_fpga(&tc, m, info, &fr, &te)) {
+    if (layer_info(&tc, m, c, &info, &te) || estimate_fpga(&tc, m, specs, n_specs, info, &fr, &te)) {
         compress_report_free(&cr);
         set_failed(res, TRIAL_FAILED, te.msg);
         goto finish;
