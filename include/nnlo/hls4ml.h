@@ -80,7 +80,8 @@ typedef struct {
  * carry their geometry; Flatten and Dropout make no layer; a BatchNorm
  * directly after an unquantized Dense/Conv whose result type is 'auto'
  * (what the export writes for it; with hc, the layer's config must say
- * result: auto) is fused into it as hls4ml's FuseBatchNormalization does
+ * result: auto, unless hc has no LayerName entries and model_accum = 0,
+ * which stands for the export's settings) is fused into it as hls4ml's FuseBatchNormalization does
  * (model_fold_batchnorm; the fused layer's result is the auto accumulator
  * type), otherwise it is a scale-and-shift layer. softmax_name: append a
  * Softmax layer of that name (NULL = none). input_name: the LayerName key

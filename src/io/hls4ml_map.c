@@ -51,7 +51,10 @@ static int bn_fuses(const model *m, const modelio_layer_info *info, const hls4ml
     if (l < 1 || l >= m->n_layers || (int)m->layers[l].kind != LAYER_BATCHNORM || !layer_has_kernel((int)m->layers[l - 1].kind))
         return 0;
     if (info && info[l - 1].quantized) return 0;
-    if (!hc) return 1;  /* the export writes result: auto for that layer */
+    /* no config, or one without LayerName settings and with 'auto'
+     * accumulators (what `estimate` uses without a config file): the
+     * export's settings, which write result: auto for that layer */
+    if (!hc || (hc->n_layers == 0 && hc->model_accum == 0)) return 1;
     const hls4ml_layer_cfg *lc = hls4ml_config_layer(hc, m->layers[l - 1].name);
     return lc && lc->has_result && lc->result_auto;
 }

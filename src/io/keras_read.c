@@ -290,8 +290,9 @@ typedef struct {
     int n, cap;
     int size;               /* features flowing out of the last layer */
     int h, w, c;            /* their shape (channels last; flat: 1, 1, size; 1-D: 1, steps, C) */
+    int spatial;            /* 1: the Keras tensor has more than one axis (a Flatten is real) */
     int in_size;            /* the model input's features */
-    int in_h, in_w, in_c;
+    int in_h, in_w, in_c, in_spatial;
     int softmax;
     char softmax_name[64];
 } builder;
@@ -309,6 +310,7 @@ static void set_flat(builder *b, int n) {
     b->size = n;
     b->h = b->w = 1;
     b->c = n;
+    b->spatial = 0;
 }
 
 static nl_status add_quant(builder *b, const char *lname, const json *q, const char *suffix, nl_error *e) {
@@ -395,7 +397,7 @@ static nl_status need_shape(builder *b, const char *lname, const char *cls, int 
     if (d1 && b->h != 1)
         return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s) needs (steps, channels) input but receives (%d, %d, %d)",
                       b->file, lname, cls, b->h, b->w, b->c);
-    if (!d1 && b->h == 1 && b->w == 1)
+    if (!b->spatial)
         return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s) needs (rows, cols, channels) input but receives a flat "
                       "vector of %d", b->file, lname, cls, b->size);
     return NL_OK;
@@ -473,7 +475,7 @@ static nl_status add_dense(builder *b, const char *lname, const char *cls, const
     if (b->size < 1)
         return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): the input size is unknown (no InputLayer or "
                       "batch_input_shape before it)", b->file, lname, cls);
-    if (b->h != 1 || b->w != 1)
+    if (b->spatial)
         return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s) receives a (%d, %d, %d) tensor: Keras applies it to the "
                       "last axis only, which nnlo-c does not model; add a Flatten before it", b->file, lname, cls,
                       b->h, b->w, b->c);
@@ -522,6 +524,7 @@ static nl_status add_conv(builder *b, const char *lname, const char *cls, const 
     if (st) return st;
     b->h = g.oh; b->w = g.ow; b->c = filters;
     b->size = g.oh * g.ow * filters;
+    b->spatial = 1;
     return add_activation(b, lname, cls, json_get(cfg, "activation"), 0, e);
 }
 
@@ -552,6 +555,7 @@ static nl_status add_pool(builder *b, const char *lname, const char *cls, const 
     s->padding = pad;
     b->h = g.oh; b->w = g.ow;
     b->size = g.oh * g.ow * b->c;
+    b->spatial = 1;
     return NL_OK;
 }
 
@@ -625,7 +629,7 @@ static nl_status add_batchnorm(builder *b, const char *lname, const char *cls, c
 }
 
 /* batch_input_shape / batch_shape [null, d...] -> (h, w, c); 0 if absent, -1 if malformed. */
-static int shape_dims(const json *shape, int *h, int *w, int *c) {
+static int shape_dims(const json *shape, int *h, int *w, int *c, int *nd) {
     if (!shape || shape->type != JSON_ARR) return 0;
     long d[4];
     int n = 0;
@@ -639,6 +643,7 @@ static int shape_dims(const json *shape, int *h, int *w, int *c) {
     *h = n == 3 ? (int)d[0] : 1;
     *w = n == 3 ? (int)d[1] : n == 2 ? (int)d[0] : 1;
     *c = (int)d[n - 1];
+    *nd = n;
     return (long)*h * *w * *c > 100000000 ? -1 : 1;
 }
 
@@ -668,15 +673,16 @@ static nl_status add_layer(builder *b, const json *L, int index, char *input_nam
     if (b->softmax)
         return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s) follows the softmax '%s'; nnlo-c supports softmax only "
                       "as the last layer", b->file, lname, cls, b->softmax_name);
-    int h = 1, w = 1, c = 0;
-    int sr = shape_dims(json_get(cfg, "batch_input_shape"), &h, &w, &c);
-    if (sr == 0) sr = shape_dims(json_get(cfg, "batch_shape"), &h, &w, &c);
+    int h = 1, w = 1, c = 0, nd = 0;
+    int sr = shape_dims(json_get(cfg, "batch_input_shape"), &h, &w, &c, &nd);
+    if (sr == 0) sr = shape_dims(json_get(cfg, "batch_shape"), &h, &w, &c, &nd);
     if (sr < 0)
         return nl_err(e, NL_ERR_DATA, "%s: layer '%s' (%s): batch_input_shape must be [null, d1, ...] with 1 to 3 "
                       "positive sizes", b->file, lname, cls);
     if (sr > 0 && b->size < 1) {
         b->h = b->in_h = h; b->w = b->in_w = w; b->c = b->in_c = c;
         b->size = b->in_size = h * w * c;
+        b->spatial = b->in_spatial = nd > 1;
     }
     if (!strcmp(cls, "InputLayer")) {
         if (sr < 1)
@@ -699,7 +705,7 @@ static nl_status add_layer(builder *b, const json *L, int index, char *input_nam
     if (!strcmp(cls, "Flatten")) {
         nl_status st = channels_last(b, lname, cls, cfg, e);
         if (st) return st;
-        if (b->h != 1 || b->w != 1) push(b, (layer_kind)LAYER_FLATTEN, lname, NULL);  /* flat already: nothing */
+        if (b->spatial) push(b, (layer_kind)LAYER_FLATTEN, lname, NULL);  /* flat already: nothing */
         set_flat(b, b->size);
         return NL_OK;
     }
@@ -822,7 +828,7 @@ nl_status keras_load(const char *path, int max_batch, keras_net *out, nl_error *
     int has_dense = 0;
     for (int i = 0; i < b.n; i++) has_dense |= layer_has_kernel((int)b.specs[i].kind);
     if (!has_dense) { st = nl_err(e, NL_ERR_DATA, "%s: the model has no Dense or Conv layer", path); goto done; }
-    if (b.in_h > 1 || b.in_w > 1) {  /* a spatial input: the first layer carries its shape */
+    if (b.in_h > 1 || b.in_w > 1 || b.in_spatial) {  /* a spatial input: the first layer carries its shape */
         b.specs[0].in_shape[0] = b.in_h;
         b.specs[0].in_shape[1] = b.in_w;
         b.specs[0].in_shape[2] = b.in_c;

@@ -28,10 +28,17 @@ int keras_export_layers(const keras_net *n, kx_layer *out) {
     snprintf(in->name, sizeof in->name, "%s", n->input_name[0] ? n->input_name : "input_1");
     for (int l = 0; l < m->n_layers; l++)
         if (!strcmp(m->layers[l].name, in->name)) snprintf(in->name, sizeof in->name, "%s", "nnlo_input");
+    /* spatial: the Keras tensor has more than one axis (after a conv or a
+     * pooling, even when it is 1 x 1 x C) */
+    int spatial = m->in_h > 1 || m->in_w > 1;
     for (int l = 0; l < m->n_layers; l++) {
         const layer *L = &m->layers[l];
         const int kind = (int)L->kind;
-        if (kind == LAYER_DENSE && (L->in_h > 1 || L->in_w > 1)) {
+        int sp = spatial;
+        if (layer_has_kernel(kind) && kind != LAYER_DENSE) spatial = 1;
+        else if (kind >= LAYER_MAXPOOL1D && kind <= LAYER_AVGPOOL2D) spatial = 1;
+        else if (kind == LAYER_DENSE || kind == LAYER_FLATTEN) spatial = 0;
+        if (kind == LAYER_DENSE && sp) {
             /* nnlo-c's Dense flattens its input; Keras's would act on the last axis */
             kx_layer *f = &out[k++];
             memset(f, 0, sizeof *f);
