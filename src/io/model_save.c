@@ -1,8 +1,10 @@
 /* model_save.c — modelio_save: a model's effective weights, masks,
- * fixed-point formats, trial config and metrics into one HDF5 file
- * (layout in docs/model-format.md). Written as path.tmp, fsynced and
- * renamed: a killed job leaves the old file or none, never half of one.
- * No timestamps are stored, so the same model gives the same bytes. */
+ * fixed-point formats, BatchNorm moving statistics, every layer kind's
+ * hyperparameters, trial config and metrics into one HDF5 file (layout in
+ * docs/model-format.md). Written as path.tmp, fsynced and renamed: a killed
+ * job leaves the old file or none, never half of one. No timestamps are
+ * stored, so the same model gives the same bytes. Kind strings are
+ * layer_kind_name()'s, which are stored in files and never change. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,13 +14,15 @@
 
 #define NNLO_VERSION_STRING "0.1.0"
 
-static const char *kind_str(layer_kind k) {
-    switch (k) {
-    case LAYER_DENSE: return "dense";
-    case LAYER_RELU: return "relu";
-    case LAYER_QUANT: return "quant";
-    }
-    return "?";
+/* A 1-D int32 attribute of n values (shapes, windows, strides). */
+static herr_t put_ints(hid_t g, const char *name, int n, const int *v) {
+    hsize_t d[1] = {(hsize_t)n};
+    hid_t s = H5Screate_simple(1, d, NULL);
+    hid_t a = H5Acreate2(g, name, H5T_STD_I32LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t r = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_INT, v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(s);
+    return r;
 }
 
 static herr_t put_format(hid_t g, const char *pre, const fixed_spec *s) {
@@ -43,33 +47,89 @@ static herr_t put_array(hid_t g, const char *name, int rank, const hsize_t *dims
     return r;
 }
 
+static int is_1d(int kind) {
+    return kind == LAYER_CONV1D || kind == LAYER_MAXPOOL1D || kind == LAYER_AVGPOOL1D;
+}
+
+/* Window, strides and padding of a CONV or POOL layer, resolved (strides
+ * that defaulted in the spec are written as the values used); 1-D layers
+ * store one value per array (the steps axis), 2-D layers (rows, cols). */
+static herr_t put_window(hid_t g, const layer *L, const char *win_name) {
+    const conv_geom *G = &L->geom;
+    int d1 = is_1d((int)L->kind);
+    int win[2] = {d1 ? G->kw : G->kh, G->kw}, str[2] = {d1 ? G->sw : G->sh, G->sw};
+    /* SAME and VALID differ only in the padding they add; the geometry
+     * with padding 0 everywhere is VALID (nn computes it that way too). */
+    conv_geom v;
+    int valid = conv_geom_init(&v, G->h, G->w, G->c, G->oc, G->kh, G->kw, G->sh, G->sw, PAD_VALID) == 0 &&
+                v.oh == G->oh && v.ow == G->ow && G->pt == 0 && G->pl == 0;
+    herr_t r = 0;
+    r |= put_ints(g, win_name, d1 ? 1 : 2, win);
+    r |= put_ints(g, "strides", d1 ? 1 : 2, str);
+    r |= mio_put_str(g, "padding", valid ? "valid" : "same");
+    return r < 0 ? -1 : 0;
+}
+
+/* Kernel (Keras order: (K, Cin, Cout) or (KH, KW, Cin, Cout), which is
+ * the (rows, cols) matrix nn uses), bias, mask and formats of a DENSE or
+ * CONV layer. */
+static herr_t put_weights(hid_t g, const model *m, int l, const modelio_layer_info *info,
+                          hid_t dcpl) {
+    const layer *L = &m->layers[l];
+    const int kind = (int)L->kind;
+    const conv_geom *G = &L->geom;
+    int cols = layer_kernel_cols(L);
+    hsize_t kd[4], bd[1] = {(hsize_t)cols};
+    int rank;
+    if (kind == LAYER_DENSE) {
+        rank = 2; kd[0] = (hsize_t)L->in_size; kd[1] = (hsize_t)cols;
+    } else if (kind == LAYER_CONV1D) {
+        rank = 3; kd[0] = (hsize_t)G->kw; kd[1] = (hsize_t)G->c; kd[2] = (hsize_t)cols;
+    } else {
+        rank = 4; kd[0] = (hsize_t)G->kh; kd[1] = (hsize_t)G->kw; kd[2] = (hsize_t)G->c;
+        kd[3] = (hsize_t)cols;
+    }
+    herr_t r = 0;
+    if (kind != LAYER_DENSE) {
+        r |= mio_put_int(g, "filters", cols);
+        r |= put_window(g, L, "kernel_size");
+    }
+    r |= put_array(g, "kernel", rank, kd, m->weff + L->w_off, dcpl);
+    r |= put_array(g, "bias", 1, bd, m->weff + L->b_off, dcpl);
+    if (info && info[l].mask) r |= put_array(g, "mask", rank, kd, info[l].mask, dcpl);
+    int q = info && info[l].quantized;
+    r |= mio_put_int(g, "quantized", q);
+    if (q) {
+        r |= put_format(g, "weight", &info[l].w);
+        r |= put_format(g, "bias", &info[l].b);
+        r |= put_format(g, "input", &info[l].in);
+        r |= put_format(g, "output", &info[l].out);
+    }
+    return r < 0 ? -1 : 0;
+}
+
 /* Writes one layer group; returns < 0 on HDF5 failure. */
 static herr_t put_layer(hid_t layers, const model *m, int l, const modelio_layer_info *info,
                         hid_t gcpl, hid_t dcpl) {
     const layer *L = &m->layers[l];
+    const int kind = (int)L->kind;
+    const char *kname = layer_kind_name(kind);
+    NL_ASSERT(kname); /* model_create accepts known kinds only */
     char gname[96];
     snprintf(gname, sizeof gname, "%03d_%s", l, L->name);
     hid_t g = H5Gcreate2(layers, gname, H5P_DEFAULT, gcpl, H5P_DEFAULT);
     if (g < 0) return -1;
     herr_t r = 0;
-    r |= mio_put_str(g, "kind", kind_str(L->kind));
+    r |= mio_put_str(g, "kind", kname);
     r |= mio_put_str(g, "name", L->name);
     r |= mio_put_int(g, "in_size", L->in_size);
     r |= mio_put_int(g, "out_size", L->out_size);
-    if (L->kind == LAYER_DENSE) {
-        hsize_t kd[2] = {(hsize_t)L->in_size, (hsize_t)L->out_size}, bd[1] = {(hsize_t)L->out_size};
-        r |= put_array(g, "kernel", 2, kd, m->weff + L->w_off, dcpl);
-        r |= put_array(g, "bias", 1, bd, m->weff + L->b_off, dcpl);
-        if (info && info[l].mask) r |= put_array(g, "mask", 2, kd, info[l].mask, dcpl);
-        int q = info && info[l].quantized;
-        r |= mio_put_int(g, "quantized", q);
-        if (q) {
-            r |= put_format(g, "weight", &info[l].w);
-            r |= put_format(g, "bias", &info[l].b);
-            r |= put_format(g, "input", &info[l].in);
-            r |= put_format(g, "output", &info[l].out);
-        }
-    } else if (L->kind == LAYER_QUANT) {
+    const int ish[3] = {L->in_h, L->in_w, L->in_c}, osh[3] = {L->out_h, L->out_w, L->out_c};
+    r |= put_ints(g, "in_shape", 3, ish);
+    r |= put_ints(g, "out_shape", 3, osh);
+    if (layer_has_kernel(kind)) {
+        r |= put_weights(g, m, l, info, dcpl);
+    } else if (kind == LAYER_QUANT) {
         char t[96];
         r |= mio_put_int(g, "k", L->quant.k);
         r |= mio_put_int(g, "i", L->quant.i);
@@ -77,6 +137,21 @@ static herr_t put_layer(hid_t layers, const model *m, int l, const modelio_layer
         r |= mio_put_str(g, "overflow", mio_overflow_name(L->quant.overflow));
         r |= mio_put_str(g, "rounding", mio_round_name(L->quant.round));
         r |= mio_put_str(g, "type", fixed_format_hls(&L->quant, t, sizeof t));
+    } else if (kind == LAYER_MAXPOOL1D || kind == LAYER_MAXPOOL2D || kind == LAYER_AVGPOOL1D ||
+               kind == LAYER_AVGPOOL2D) {
+        r |= put_window(g, L, "pool_size");
+    } else if (kind == LAYER_BATCHNORM) {
+        hsize_t cd[1] = {(hsize_t)L->out_c};
+        r |= mio_put_double(g, "momentum", L->momentum); /* float -> double -> float is exact */
+        r |= mio_put_double(g, "epsilon", L->epsilon);
+        r |= put_array(g, "gamma", 1, cd, m->weff + L->w_off, dcpl);
+        r |= put_array(g, "beta", 1, cd, m->weff + L->b_off, dcpl);
+        r |= put_array(g, "moving_mean", 1, cd, m->state + L->s_off, dcpl);
+        r |= put_array(g, "moving_variance", 1, cd, m->state + L->s_off + L->out_c, dcpl);
+    } else if (kind == LAYER_DROPOUT) {
+        r |= mio_put_double(g, "rate", L->rate);
+    } else if (kind == LAYER_LEAKY_RELU) {
+        r |= mio_put_double(g, "alpha", L->alpha);
     }
     H5Gclose(g);
     return r < 0 ? -1 : 0;
@@ -110,6 +185,9 @@ nl_status modelio_save(const char *path, const model *m, const modelio_layer_inf
     r |= mio_put_str(f, "nnlo_version", NNLO_VERSION_STRING);
     r |= mio_put_int(f, "in_size", m->in_size);
     r |= mio_put_int(f, "out_size", m->out_size);
+    r |= mio_put_int(f, "in_h", m->in_h);
+    r |= mio_put_int(f, "in_w", m->in_w);
+    r |= mio_put_int(f, "in_c", m->in_c);
     r |= mio_put_int(f, "n_layers", m->n_layers);
     r |= mio_put_str(f, "trial_id", meta && meta->trial_id ? meta->trial_id : "");
     if (meta && meta->trial_yaml) r |= mio_put_str(f, "trial_yaml", meta->trial_yaml);

@@ -95,7 +95,7 @@ static nl_status layer_info(const trial_config *tc, model *m, compress *c, model
     *info = calloc((size_t)m->n_layers, sizeof **info);
     if (!*info) return nl_err(e, NL_ERR_NOMEM, "out of memory");
     for (int l = 0; l < m->n_layers; l++) {
-        if (m->layers[l].kind != LAYER_DENSE) continue;
+        if (!layer_has_kernel((int)m->layers[l].kind)) continue;
         modelio_layer_info *in = &(*info)[l];
         in->mask = compress_mask(c, l);
         in->quantized = tc->quant.enable_quantization;
