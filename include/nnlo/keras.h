@@ -3,12 +3,15 @@
  * Reads the file model.save() writes: root attribute `model_config` (JSON)
  * and the `model_weights` group (per layer: attribute `weight_names`, the
  * datasets they name). A sequential chain of InputLayer, Dense, QDense,
- * Activation (relu, softmax, linear), ReLU, Softmax, QActivation, Dropout
- * and Flatten becomes nnlo-c layers: QKeras quantizers become fixed-point
- * formats (weights are quantized on import, exactly as QKeras does at
- * inference), QActivation becomes a QUANT layer (plus RELU for
- * quantized_relu). Conv, BatchNorm and other layers are refused with a
- * message naming the layer. The writer produces the same layout. */
+ * Conv1D/Conv2D/QConv1D/QConv2D, Max/AveragePooling1D/2D,
+ * (Q)BatchNormalization, Activation (relu, softmax, linear, tanh, sigmoid,
+ * hard_tanh, leaky_relu), ReLU, LeakyReLU, Softmax, QActivation, Dropout
+ * and Flatten (channels_last only) becomes nnlo-c layers: QKeras quantizers
+ * become fixed-point formats (weights are quantized on import, exactly as
+ * QKeras does at inference), QActivation becomes a QUANT layer (plus RELU
+ * for quantized_relu), BatchNorm moving statistics go to the model's state.
+ * Other layers are refused with a message naming the layer. The writer
+ * produces the same layout (docs/estimate.md). */
 #ifndef NNLO_KERAS_H
 #define NNLO_KERAS_H
 
