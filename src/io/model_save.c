@@ -47,6 +47,17 @@ static herr_t put_array(hid_t g, const char *name, int rank, const hsize_t *dims
     return r;
 }
 
+/* A float hyperparameter as a float32 scalar (the exact value nn uses;
+ * h5py shows 0.001, not 0.0010000000474974513). */
+static herr_t put_float(hid_t g, const char *name, float v) {
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(g, name, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t r = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_FLOAT, &v);
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(s);
+    return r;
+}
+
 static int is_1d(int kind) {
     return kind == LAYER_CONV1D || kind == LAYER_MAXPOOL1D || kind == LAYER_AVGPOOL1D;
 }
@@ -142,16 +153,16 @@ static herr_t put_layer(hid_t layers, const model *m, int l, const modelio_layer
         r |= put_window(g, L, "pool_size");
     } else if (kind == LAYER_BATCHNORM) {
         hsize_t cd[1] = {(hsize_t)L->out_c};
-        r |= mio_put_double(g, "momentum", L->momentum); /* float -> double -> float is exact */
-        r |= mio_put_double(g, "epsilon", L->epsilon);
+        r |= put_float(g, "momentum", L->momentum);
+        r |= put_float(g, "epsilon", L->epsilon);
         r |= put_array(g, "gamma", 1, cd, m->weff + L->w_off, dcpl);
         r |= put_array(g, "beta", 1, cd, m->weff + L->b_off, dcpl);
         r |= put_array(g, "moving_mean", 1, cd, m->state + L->s_off, dcpl);
         r |= put_array(g, "moving_variance", 1, cd, m->state + L->s_off + L->out_c, dcpl);
     } else if (kind == LAYER_DROPOUT) {
-        r |= mio_put_double(g, "rate", L->rate);
+        r |= put_float(g, "rate", L->rate);
     } else if (kind == LAYER_LEAKY_RELU) {
-        r |= mio_put_double(g, "alpha", L->alpha);
+        r |= put_float(g, "alpha", L->alpha);
     }
     H5Gclose(g);
     return r < 0 ? -1 : 0;
