@@ -805,31 +805,40 @@ END_TEST
 START_TEST(cnn_import_1d_and_errors) {
     const char *d = tu_tmpdir();
     char *p = tpath(d, "c1d.h5");
-    /* (8, 2) -> Conv1D k3 (2 filters) tanh -> AveragePooling1D 2 -> Flatten -> Dense 1 sigmoid */
+    /* (8, 2) -> Conv1D k3 (2 filters) tanh -> AveragePooling1D 2 -> QActivation quantized_tanh(4)
+     * -> Flatten -> Dense 1 sigmoid */
     const char *cfg1 =
         "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
         "{\"class_name\": \"Conv1D\", \"config\": {\"name\": \"k\", \"filters\": 2, \"kernel_size\": [3], "
         "\"activation\": \"tanh\", \"batch_input_shape\": [null, 8, 2]}},"
         "{\"class_name\": \"AveragePooling1D\", \"config\": {\"name\": \"ap\", \"pool_size\": 2}},"
+        "{\"class_name\": \"QActivation\", \"config\": {\"name\": \"qt\", \"activation\": \"quantized_tanh(4,0)\"}},"
         "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"f\"}},"
         "{\"class_name\": \"Dense\", \"config\": {\"name\": \"o\", \"units\": 1, \"activation\": \"sigmoid\"}}]}}";
     static float k1[3 * 2 * 2], b1[2], ko[6], bo[1];
     for (int i = 0; i < 12; i++) k1[i] = 0.25f * (float)(i - 6);
     for (int i = 0; i < 6; i++) ko[i] = 0.5f;
     fx_wlayer L[] = {{"k", 2, {"kernel", "bias"}, {3, 1}, {{3, 2, 2}, {2}}, {k1, b1}},
-                     {"ap", 0, {0}, {0}, {{0}}, {0}}, {"f", 0, {0}, {0}, {{0}}, {0}},
+                     {"ap", 0, {0}, {0}, {{0}}, {0}}, {"qt", 0, {0}, {0}, {{0}}, {0}}, {"f", 0, {0}, {0}, {{0}}, {0}},
                      {"o", 2, {"kernel", "bias"}, {2, 1}, {{6, 1}, {1}}, {ko, bo}}};
-    write_keras_w(p, cfg1, L, 4);
+    write_keras_w(p, cfg1, L, 5);
     keras_net n;
     load_ok(p, &n);
-    const int kinds[] = {LAYER_CONV1D, LAYER_TANH, LAYER_AVGPOOL1D, LAYER_FLATTEN, LAYER_DENSE, LAYER_SIGMOID};
-    ck_assert_int_eq(n.f.n_specs, 6);
-    for (int i = 0; i < 6; i++) ck_assert_int_eq((int)n.f.specs[i].kind, kinds[i]);
+    const int kinds[] = {LAYER_CONV1D, LAYER_TANH, LAYER_AVGPOOL1D, LAYER_HARD_TANH, LAYER_QUANT, LAYER_FLATTEN,
+                         LAYER_DENSE, LAYER_SIGMOID};
+    ck_assert_int_eq(n.f.n_specs, 8);
+    for (int i = 0; i < 8; i++) ck_assert_int_eq((int)n.f.specs[i].kind, kinds[i]);
+    /* quantized_tanh(4, 0): hard tanh, then ap_fixed<4,1> round half to even, saturating */
+    fixed_spec qt = n.f.specs[4].quant;
+    ck_assert(qt.k == 1 && qt.i == 0 && qt.f == 3 && qt.round == FX_RND_CONV && qt.overflow == FX_SAT);
+    ck_assert_str_eq(n.f.specs[3].name, "qt");
+    ck_assert_str_eq(n.f.specs[4].name, "qt_q");
     ck_assert_int_eq(n.f.m->layers[0].out_w, 6);
     ck_assert_int_eq(n.f.m->layers[2].out_w, 3);
     fpga_report r;
     estimate(&n, NULL, &r);
-    ck_assert_int_eq(r.n_layers, 5);   /* conv1d, tanh, avgpool, dense, sigmoid */
+    ck_assert_int_eq(r.n_layers, 6);   /* conv1d, tanh, avgpool, hard_tanh, dense, sigmoid */
+    ck_assert_int_eq(r.layers[3].dsp, 0);
     ck_assert_int_eq(r.layers[1].bram18, 6);  /* 12 tanh lookups, 2 per BRAM18 */
     fpga_report_free(&r);
     /* the export writes a 1-D input and Conv1D with a (3, 2, 2) kernel; import gives it back */

@@ -64,7 +64,10 @@ nl_status keras_save(const keras_net *n, const char *path, nl_error *e);
  * "quantized_bits(8,0,alpha=1)"). quantized_bits(bits, integer, symmetric,
  * keep_negative, alpha) -> (k = keep_negative, i = integer, f = bits - k -
  * i), RND_CONV, SAT (SAT_SYM when symmetric); quantized_relu(bits,
- * integer) -> (0, integer, bits - integer) and *relu = 1. alpha must be
+ * integer) -> (0, integer, bits - integer) and *relu = 1;
+ * quantized_tanh(bits, 0, symmetric, use_real_tanh) -> (1, 0, bits - 1),
+ * RND_CONV, SAT (SAT_SYM) and *relu = 2 (hard tanh before it, what QKeras
+ * and hls4ml compute) or 3 (use_real_tanh: tanh). alpha must be
  * None or 1. Returns NL_OK or NL_ERR_DATA with msg "<what is wrong>"
  * (no layer name: the caller prefixes it). */
 nl_status keras_parse_quantizer(const json *q, fixed_spec *out, int *relu, nl_error *e);

@@ -276,7 +276,23 @@ nl_status keras_parse_quantizer(const json *q, fixed_spec *out, int *relu, nl_er
         *relu = 1;
         return NL_OK;
     }
-    return nl_err(e, NL_ERR_DATA, "quantizer '%s' is not supported (quantized_bits, quantized_relu)", c.name);
+    if (!strcmp(c.name, "quantized_tanh")) {
+        /* QKeras: round(t(x) 2^(bits-1)) / 2^(bits-1) clipped to [-1, 1 - 2^-(bits-1)], t = hard_tanh
+         * (2 hard_sigmoid(x) - 1 = clip(x, -1, 1); hls4ml builds a HardActivation) or tanh with
+         * use_real_tanh. With integer > 0 the input is scaled: not a plain activation. */
+        bits_s = call_get(&c, "bits", 0);
+        int_s = call_get(&c, "integer", 1);
+        const char *sym = call_get(&c, "symmetric", 2), *real = call_get(&c, "use_real_tanh", 4);
+        int bits = bits_s ? atoi(bits_s) : 8, integer = int_s ? atoi(int_s) : 0;
+        if (bits < 2 || bits > 32 || integer != 0)
+            return nl_err(e, NL_ERR_DATA, "quantized_tanh(bits=%d, integer=%d) is not supported (bits 2..32, "
+                          "integer 0)", bits, integer);
+        *out = (fixed_spec){1, 0, bits - 1, truthy(sym) ? FX_SAT_SYM : FX_SAT, FX_RND_CONV};
+        *relu = truthy(real) ? 3 : 2;
+        return NL_OK;
+    }
+    return nl_err(e, NL_ERR_DATA, "quantizer '%s' is not supported (quantized_bits, quantized_relu, quantized_tanh)",
+                  c.name);
 }
 
 /* ---- the model ------------------------------------------------------------ */
@@ -317,7 +333,9 @@ static nl_status add_quant(builder *b, const char *lname, const json *q, const c
     fixed_spec s;
     int relu;
     if (keras_parse_quantizer(q, &s, &relu, e)) return nl_err_prefix(e, "%s: layer '%s'", b->file, lname);
-    if (relu) push(b, LAYER_RELU, lname, suffix ? suffix : NULL);
+    /* quantized_relu: RELU + QUANT; quantized_tanh: HARD_TANH (TANH with use_real_tanh) + QUANT */
+    if (relu) push(b, relu == 1 ? LAYER_RELU : relu == 2 ? (layer_kind)LAYER_HARD_TANH : (layer_kind)LAYER_TANH, lname,
+                   suffix ? suffix : NULL);
     layer_spec *ls = push(b, LAYER_QUANT, lname, relu ? "_q" : suffix);
     ls->quant = s;
     return NL_OK;
