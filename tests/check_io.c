@@ -515,7 +515,51 @@ START_TEST(test_cnn_round_trip) {
     H5Dclose(ds);
     ck_assert(fbits_eq(kk[((2 * 2 + 1) * 2 + 1) * 3 + 2], m->weff[m->layers[1].w_off + 35]));
     H5Fclose(h);
+    /* the same model saved again: the same bytes */
+    char path2[700];
+    strcpy(path2, tpath(tu_tmpdir(), "cnn2.h5"));
+    ck_assert_msg(modelio_save(path2, m, fx.info, NULL, &e) == NL_OK, "%s", e.msg);
+    char *a, *b2; size_t na, nb;
+    ck_assert_int_eq(fs_read_all(path, &a, &na, &e), NL_OK);
+    ck_assert_int_eq(fs_read_all(path2, &b2, &nb, &e), NL_OK);
+    ck_assert(na == nb && memcmp(a, b2, na) == 0);
+    free(a); free(b2);
     model_free(fx.m);
+}
+END_TEST
+
+/* A SAME layer whose padding is zero (1x1 kernel; pool 2 stride 2 on an
+ * even input) is stored as VALID: the same geometry, the same outputs. */
+START_TEST(test_same_without_padding) {
+    layer_spec s[4];
+    memset(s, 0, sizeof s);
+    s[0].kind = (layer_kind)LAYER_CONV2D; s[0].filters = 2; win2(s[0].kernel, 1, 1);
+    s[0].padding = PAD_SAME; s[0].in_shape[0] = 4; s[0].in_shape[1] = 2; s[0].in_shape[2] = 3;
+    s[1].kind = (layer_kind)LAYER_MAXPOOL2D; win2(s[1].pool, 2, 2); s[1].padding = PAD_SAME;
+    s[2].kind = (layer_kind)LAYER_FLATTEN;
+    s[3].kind = LAYER_DENSE; s[3].units = 2;
+    nl_error e = {0};
+    model *m = model_create(s, 4, 24, 4, NULL, NULL, 0, &e);
+    ck_assert_msg(m != NULL, "%s", e.msg);
+    rng_t r; rng_seed(&r, 2);
+    model_init_params(m, &r);
+    model_sync_weff(m);
+    char path[700];
+    strcpy(path, tpath(tu_tmpdir(), "same.h5"));
+    ck_assert_msg(modelio_save(path, m, NULL, NULL, &e) == NL_OK, "%s", e.msg);
+    modelio_file f;
+    ck_assert_msg(modelio_load(path, 4, &f, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(f.specs[0].padding, PAD_VALID);
+    ck_assert_int_eq(f.specs[1].padding, PAD_VALID);
+    ck_assert_int_eq(f.specs[1].strides[0], 2);
+    for (int l = 0; l < 2; l++)
+        ck_assert(memcmp(&m->layers[l].geom, &f.m->layers[l].geom, sizeof m->layers[l].geom) == 0);
+    float x[3 * 24], ya[6];
+    for (int i = 0; i < 3 * 24; i++) x[i] = rng_normal(&r);
+    memcpy(ya, model_forward(m, x, 3), sizeof ya);
+    ck_assert(memcmp(ya, model_forward(f.m, x, 3), sizeof ya) == 0);
+    modelio_free(&f);
+    model_free(m);
 }
 END_TEST
 
@@ -688,6 +732,7 @@ Suite *make_io_suite(void) {
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_cnn_round_trip);
     tcase_add_test(tc, test_old_mlp_file);
+    tcase_add_test(tc, test_same_without_padding);
     tcase_add_test(tc, test_cnn_errors);
     suite_add_tcase(s, tc);
     return s;
