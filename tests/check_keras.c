@@ -737,6 +737,22 @@ START_TEST(cnn_round_trip_and_export) {
     ck_assert_msg(hls4ml_export(&a, NULL, ex, &e) == NL_OK, "%s", e.msg);
     load_ok(tpath(ex, "model_weights.h5"), &c);
     assert_same_net(&a, &c);
+    /* the nnlo-c model file (what `nnlo-c import` writes) holds the same CNN */
+    {
+        keras_net b;
+        char nn[700];
+        snprintf(nn, sizeof nn, "%s", tpath(d, "n.h5"));
+        ck_assert_msg(keras_net_save_nnlo(&a, nn, &e) == NL_OK, "%s", e.msg);
+        load_ok(nn, &b);
+        assert_same_net(&a, &b);
+        ck_assert(!memcmp(a.f.m->state, b.f.m->state, (size_t)a.f.m->n_state * sizeof(float)));
+        fpga_report r1, r2;
+        estimate(&a, NULL, &r1);
+        estimate(&b, NULL, &r2);
+        assert_same_cost(&r1.total, &r2.total, "nnlo-c model file");
+        fpga_report_free(&r1); fpga_report_free(&r2);
+        keras_net_free(&b);
+    }
     for (int l = 0; l < a.f.n_specs; l++) {
         const layer_spec *x = &a.f.specs[l], *y = &c.f.specs[l];
         ck_assert_int_eq(x->filters, y->filters);
