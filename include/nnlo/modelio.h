@@ -1,10 +1,12 @@
 /* modelio.h — nnlo-c model files (HDF5), documented in docs/model-format.md.
  *
- * One group per layer under /layers ("000_dense0", ...) with the effective
- * kernel (in, out) exactly as the forward pass used it (pruned entries are
- * exact zeros, quantized values exact on their grid), bias, mask, and the
- * fixed-point formats as attributes; root attributes carry the format
- * version, the nnlo-c version, the input size, the class count, the trial
+ * One group per layer under /layers ("000_dense0", ...) with its kind,
+ * hyperparameters and input/output shapes; Dense/Conv layers add the
+ * effective kernel (Keras order) exactly as the forward pass used it
+ * (pruned entries are exact zeros, quantized values exact on their grid),
+ * bias, mask and the fixed-point formats; BatchNorm adds gamma, beta and
+ * the moving statistics. Root attributes carry the format version, the
+ * nnlo-c version, the input size and shape, the class count, the trial
  * config (YAML text) and the metrics. Written to a temporary name and
  * renamed, so a killed job never leaves a half-written model. Knows nn's
  * model and fixed-point formats; not compress, MPI or YAML parsing. */
@@ -19,9 +21,9 @@
 
 /* Per-layer compression facts the model alone does not carry. */
 typedef struct {
-    const float *mask;        /* DENSE: kernel-shaped 0/1, or NULL (not pruned) */
+    const float *mask;        /* DENSE, CONV: kernel-shaped 0/1, or NULL (not pruned) */
     int quantized;            /* formats below are meaningful */
-    fixed_spec w, b, in, out; /* DENSE formats (QUANT layers carry theirs in the spec) */
+    fixed_spec w, b, in, out; /* DENSE, CONV formats (QUANT layers carry theirs in the spec) */
 } modelio_layer_info;
 
 typedef struct {
@@ -32,8 +34,9 @@ typedef struct {
     const double *metric_values;
 } modelio_meta;
 
-/* Saves m's layers with weff as the kernels/biases. info has m->n_layers
- * entries or is NULL. */
+/* Saves m's layers with weff as the kernels/biases/gamma/beta and m->state
+ * as the BatchNorm moving statistics. info has m->n_layers entries (only
+ * those of DENSE/CONV layers are read) or is NULL. */
 nl_status modelio_save(const char *path, const model *m, const modelio_layer_info *info,
                        const modelio_meta *meta, nl_error *e);
 
@@ -49,8 +52,11 @@ typedef struct {
     double *metric_values;
 } modelio_file;
 
-/* Loads a model file and rebuilds the model. Errors name the file and the
- * missing or mis-shaped item, and say when the format version is newer. */
+/* Loads a model file and rebuilds the specs (strides as used, in_shape on
+ * the first spec when the input is not flat and on specs that reshape) and
+ * the model (state = the stored moving statistics, evaluation mode).
+ * Errors name the file, the layer and the missing or mis-shaped item, and
+ * say when the format version is newer. */
 nl_status modelio_load(const char *path, int max_batch, modelio_file *out, nl_error *e);
 void modelio_free(modelio_file *f); /* NULL-safe */
 
