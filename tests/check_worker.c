@@ -165,6 +165,29 @@ START_TEST(test_model_init) {
     run(b, NULL, &rb);
     ck_assert_int_eq(rb.status, TRIAL_FAILED);
     ck_assert_msg(strstr(rb.reason, "model.init") && strstr(rb.reason, "does not match"), "%s", rb.reason);
+
+    /* a CNN with BatchNorm: kernels, gamma/beta and moving statistics */
+    const char *cnn =
+        "seed: %d\n"
+        "data: {train: %s/jets.h5, validation_split: 0.25}\n"
+        "model:\n"
+        "  %s\n"
+        "  input_shape: [4, 4, 1]\n"
+        "  layers: [{type: conv2d, filters: 3, kernel_size: 2}, {type: batchnorm}, {type: relu},\n"
+        "           {type: flatten}, {type: dense}]\n"
+        "training_parameters: {epochs: %d, batch_size: 64}\n"
+        "pruning_parameters: {enable_pruning: false}\n"
+        "quantization_parameters: {enable_quantization: false}\n";
+    snprintf(dir, sizeof dir, "%s/cnn", g_dir);
+    snprintf(a, sizeof a, cnn, 1, g_dir, "", 2);
+    run(a, dir, &ra);
+    ck_assert_msg(ra.status == TRIAL_DONE, "%s", ra.reason);
+    snprintf(init, sizeof init, "init: %s/model.h5", dir);
+    snprintf(b, sizeof b, cnn, 99, g_dir, init, 0);
+    run(b, NULL, &rb);
+    ck_assert_msg(rb.status == TRIAL_DONE, "%s", rb.reason);
+    ck_assert_msg(rb.metrics[MET_VAL_LOSS] == ra.metrics[MET_VAL_LOSS], "%.17g vs %.17g",
+                  rb.metrics[MET_VAL_LOSS], ra.metrics[MET_VAL_LOSS]);
 }
 END_TEST
 

@@ -71,10 +71,6 @@ static int apply_flags(const char *cmd, const fpga_flags *f, hls4ml_config *c) {
     return 0;
 }
 
-static const char *kind_name(fpga_layer_kind k) {
-    return k == FPGA_LAYER_DENSE ? "dense" : k == FPGA_LAYER_RELU ? "relu" : "softmax";
-}
-
 static void cost_json(sbuf *b, const fpga_cost *c) {
     sbuf_printf(b, "\"dsp\": %ld, \"lut\": %ld, \"ff\": %ld, \"bram18\": %ld, \"latency_cycles\": %d, \"ii\": %d, "
                    "\"multipliers\": %ld, \"nonzero_weights\": %ld, \"ebops\": ",
@@ -111,12 +107,14 @@ static void print_json(const char *model, const hls4ml_net *hn, const fpga_repor
         const fpga_layer *L = &hn->layers[i];
         sbuf_printf(&b, "%s\n  {\"name\": ", i ? "," : "");
         json_write_str(&b, r->layers[i].name);
-        sbuf_printf(&b, ", \"kind\": \"%s\", \"n_in\": %d, \"n_out\": %d, ", kind_name(L->kind), L->n_in, L->n_out);
+        sbuf_printf(&b, ", \"kind\": \"%s\", \"n_in\": %d, \"n_out\": %d, ", fpga_layer_kind_name(L->kind), L->n_in, L->n_out);
         cost_json(&b, &r->layers[i]);
         sbuf_printf(&b, ", \"input\": \"%s\"", fixed_format_hls(&L->in_spec, t, sizeof t));
         sbuf_printf(&b, ", \"result\": \"%s\"", fixed_format_hls(&L->out_spec, t, sizeof t));
-        if (L->kind == FPGA_LAYER_DENSE) {
-            sbuf_printf(&b, ", \"weight\": \"%s\"", fixed_format_hls(&L->w_spec, t, sizeof t));
+        if (L->kind == FPGA_LAYER_DENSE || L->kind == FPGA_LAYER_CONV1D || L->kind == FPGA_LAYER_CONV2D ||
+            L->kind == FPGA_LAYER_BATCHNORM) {
+            sbuf_printf(&b, ", \"%s\": \"%s\"", L->kind == FPGA_LAYER_BATCHNORM ? "scale" : "weight",
+                        fixed_format_hls(&L->w_spec, t, sizeof t));
             sbuf_printf(&b, ", \"bias\": \"%s\"", fixed_format_hls(&L->b_spec, t, sizeof t));
         }
         sbuf_printf(&b, "}");
@@ -137,7 +135,7 @@ static void print_table(const char *model, const hls4ml_net *hn, const fpga_repo
         const fpga_cost *c = &r->layers[i];
         char io[32];
         snprintf(io, sizeof io, "%d->%d", hn->layers[i].n_in, hn->layers[i].n_out);
-        printf("%-20.20s %-7s %9s %7ld %9ld %9ld %7ld %8d %4d %11ld %12.0f\n", c->name, kind_name(hn->layers[i].kind),
+        printf("%-20.20s %-7s %9s %7ld %9ld %9ld %7ld %8d %4d %11ld %12.0f\n", c->name, fpga_layer_kind_name(hn->layers[i].kind),
                io, c->dsp, c->lut, c->ff, c->bram18, c->latency_cycles, c->ii, c->multipliers, c->ebops);
     }
     const fpga_cost *c = &r->total;

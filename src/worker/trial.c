@@ -182,42 +182,58 @@ static nl_status write_files(const char *dir, int id, const char *yaml, model *m
     return modelio_save(path, m, info, &meta, e);
 }
 
-/* model.init: the weights (kernels and biases of Dense/Conv layers, in
- * order) of a saved model start training instead of random ones. The
- * architectures must match layer for layer; names may differ (an imported
- * Keras model keeps its own). */
+/* Length of the parameter view of layer l at offset off (0 if none). */
+static long view_len(const model *m, int l, long off) {
+    if (off < 0) return 0;
+    for (int v = 0; v < m->n_views; v++)
+        if (m->views[v].layer == l && m->views[v].off == off) return m->views[v].len;
+    return 0;
+}
+
+/* A layer that carries parameters: Dense/Conv (kernel, bias), BatchNorm
+ * (gamma, beta, moving statistics). */
+static int has_params(const layer *L) { return L->w_off >= 0; }
+
+/* model.init: the parameters of a saved model (kernels and biases,
+ * BatchNorm gamma/beta and moving statistics), layer by layer in order,
+ * start training instead of random ones. The architectures must match;
+ * names may differ (an imported Keras model keeps its own). */
 static nl_status init_from_file(model *m, const char *path, nl_error *e) {
     modelio_file f;
     memset(&f, 0, sizeof f);
     nl_status st = modelio_load(path, 1, &f, e);
     if (st) return nl_err_prefix(e, "model.init");
+    const model *src = f.m;
     int j = 0;
     for (int l = 0; l < m->n_layers && st == NL_OK; l++) {
         const layer *L = &m->layers[l];
-        if (!layer_has_kernel((int)L->kind)) continue;
-        while (j < f.m->n_layers && !layer_has_kernel((int)f.m->layers[j].kind)) j++;
-        if (j >= f.m->n_layers) {
-            st = nl_err(e, NL_ERR_CONFIG, "model.init: %s has fewer weighted layers than this model "
-                        "(nothing for layer %s)", path, L->name);
+        if (!has_params(L)) continue;
+        while (j < src->n_layers && !has_params(&src->layers[j])) j++;
+        if (j >= src->n_layers) {
+            st = nl_err(e, NL_ERR_CONFIG, "model.init: %s has fewer layers with parameters than this "
+                        "model (nothing for layer %s)", path, L->name);
             break;
         }
-        const layer *F = &f.m->layers[j++];
-        long n = (long)layer_kernel_rows(L) * L->out_size, fn = (long)layer_kernel_rows(F) * F->out_size;
-        if (F->kind != L->kind || n != fn || L->out_size != F->out_size) {
-            st = nl_err(e, NL_ERR_CONFIG, "model.init: layer %s of %s (%ld weights, %d outputs) does not "
-                        "match layer %s of this model (%ld weights, %d outputs)", F->name, path, fn,
-                        F->out_size, L->name, n, L->out_size);
+        const layer *F = &src->layers[j];
+        long nw = view_len(m, l, L->w_off), nb = view_len(m, l, L->b_off);
+        long fw = view_len(src, j, F->w_off), fb = view_len(src, j, F->b_off);
+        if (F->kind != L->kind || nw != fw || nb != fb) {
+            st = nl_err(e, NL_ERR_CONFIG, "model.init: layer %s of %s (%s, %ld + %ld parameters) does not "
+                        "match layer %s of this model (%s, %ld + %ld parameters)", F->name, path,
+                        layer_kind_name((int)F->kind), fw, fb, L->name, layer_kind_name((int)L->kind), nw, nb);
             break;
         }
-        memcpy(m->params + L->w_off, f.m->weff + F->w_off, (size_t)n * sizeof(float));
-        if (L->b_off >= 0 && F->b_off >= 0)
-            memcpy(m->params + L->b_off, f.m->weff + F->b_off, (size_t)L->out_size * sizeof(float));
+        memcpy(m->params + L->w_off, src->weff + F->w_off, (size_t)nw * sizeof(float));
+        if (nb) memcpy(m->params + L->b_off, src->weff + F->b_off, (size_t)nb * sizeof(float));
+        if (L->s_off >= 0 && F->s_off >= 0) /* BatchNorm: moving mean, then variance */
+            memcpy(m->state + L->s_off, src->state + F->s_off, 2 * (size_t)L->in_c * sizeof(float));
+        j++;
     }
     if (st == NL_OK) {
-        while (j < f.m->n_layers && !layer_has_kernel((int)f.m->layers[j].kind)) j++;
-        if (j < f.m->n_layers)
-            st = nl_err(e, NL_ERR_CONFIG, "model.init: %s has more weighted layers than this model "
-                        "(from layer %s on)", path, f.m->layers[j].name);
+        while (j < src->n_layers && !has_params(&src->layers[j])) j++;
+        if (j < src->n_layers)
+            st = nl_err(e, NL_ERR_CONFIG, "model.init: %s has more layers with parameters than this "
+                        "model (from layer %s on)", path, src->layers[j].name);
     }
     modelio_free(&f);
     return st;
