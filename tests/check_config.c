@@ -978,6 +978,47 @@ START_TEST(test_objective_and_constraints) {
 }
 END_TEST
 
+/* enabled: a layer's presence as a search dimension (depth search). */
+START_TEST(test_optional_layers) {
+    const char *text =
+        "data: {train: t.h5}\n"
+        "model:\n"
+        "  layers:\n"
+        "    - {type: dense, units: 32}\n"
+        "    - {type: relu}\n"
+        "    - {type: dense, units: 16, enabled: {choice: [true, false]}, name: extra}\n"
+        "    - {type: relu, enabled: {choice: [true, false]}}\n"
+        "    - {type: dense}\n";
+    scan_config s;
+    nl_error e = {0};
+    ck_assert_msg(config_parse_scan(text, "o.yaml", "/b", &s, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(s.n_dims, 2);
+    ck_assert_str_eq(s.dims[0].path, "model.layers[2].enabled");
+    cfg_value v[2] = {{.kind = VAL_BOOL, .num = 0}, {.kind = VAL_BOOL, .num = 0}};
+    char *y = config_resolve(&s, v, 1, &e);
+    ck_assert_msg(y != NULL, "%s", e.msg);
+    trial_config t;
+    ck_assert_msg(config_parse_trial(y, "t.yaml", "/b", &t, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(t.n_layers, 3);
+    ck_assert_int_eq(t.layers[2].type, CFG_LAYER_DENSE);
+    ck_assert_int_eq(t.layers[1].units, 0);
+    config_free_trial(&t);
+    free(y);
+    v[0].num = 1;
+    v[1].num = 1;
+    y = config_resolve(&s, v, 1, &e);
+    ck_assert_msg(config_parse_trial(y, "t.yaml", "/b", &t, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(t.n_layers, 5);
+    ck_assert_str_eq(t.layers[2].name, "extra");
+    config_free_trial(&t);
+    free(y);
+    config_free_scan(&s);
+    expect_error("data: {train: t.h5}\nmodel: {layers: [{type: dense, enabled: false}]}\n", 0,
+                 "scan.yaml:2:18: model.layers[0].enabled: the last dense layer is the output and cannot "
+                 "be turned off");
+}
+END_TEST
+
 Suite *make_config_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
@@ -995,6 +1036,7 @@ Suite *make_config_suite(void) {
     tcase_add_test(tc, test_cnn_layers);
     tcase_add_test(tc, test_value_format);
     tcase_add_test(tc, test_objective_and_constraints);
+    tcase_add_test(tc, test_optional_layers);
     suite_add_tcase(s, tc);
     return s;
 }

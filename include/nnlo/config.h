@@ -60,6 +60,9 @@ typedef struct {
     double epsilon;     /* batchnorm: default 0.001 (Keras) */
     int input_shape[3]; /* layers[0] only: model.input_shape as (H, W, C): [n] -> (1, 1, n),
                            [steps, ch] -> (1, steps, ch); zeros = flat features */
+    int enabled;        /* all types: default true; `enabled: {choice: [true, false]}` makes a
+                           layer optional (depth as a search dimension); a trial drops the
+                           layers that are off, so trial_config never holds one */
 } cfg_layer;
 
 typedef enum { REWIND_NEVER = 0, REWIND_EVERY_ROUND = 1, REWIND_POST_TRAINING = 2 } rewind_mode;

@@ -134,7 +134,7 @@ static const cfg_key model_keys[] = {
  * strides and pool_size take a number (a square window; may be a search
  * dimension) or a list [rows, cols] ([k] for 1-D): parsed in sec_model. */
 enum { LK_TYPE, LK_UNITS, LK_NAME, LK_FILTERS, LK_KERNEL, LK_STRIDES, LK_POOL, LK_PADDING,
-       LK_RATE, LK_ALPHA, LK_MOMENTUM, LK_EPSILON, LK_N };
+       LK_RATE, LK_ALPHA, LK_MOMENTUM, LK_EPSILON, LK_ENABLED, LK_N };
 static const cfg_key layer_keys[] = {
     {.name = "type", .type = KT_ENUM, .off = L(type), .def = CFG_LAYER_DENSE, .names = layer_names,
      .flags = KF_REQUIRED | KF_CASEI | KF_NODIM},
@@ -149,6 +149,7 @@ static const cfg_key layer_keys[] = {
     K_FLT("alpha", L(alpha), 0.3, KF_MIN, 0, 0),
     K_FLT("momentum", L(momentum), 0.99, KF_MIN | KF_LT, 0, 1),
     K_FLT("epsilon", L(epsilon), 1e-3, KF_GT, 0, 0),
+    K_BOOL("enabled", L(enabled), 1),
     K_ALIAS("negative_slope", "alpha"),
 };
 
@@ -166,6 +167,7 @@ static const unsigned layer_key_types[LK_N] = {
     [LK_ALPHA] = LT(LEAKY_RELU),
     [LK_MOMENTUM] = LT(BATCHNORM),
     [LK_EPSILON] = LT(BATCHNORM),
+    [LK_ENABLED] = ~0u,
 };
 #undef LT
 
@@ -455,6 +457,17 @@ static nl_status sec_model(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
                 return cfg_err(c, lseen[2], "%s.name: '%s' is already the name of model.layers[%d]",
                                path, l->name, j);
     }
+    /* Optional layers (enabled: false) leave; the output layer may not. */
+    if (last_dense >= 0 && !d->t.layers[last_dense].enabled)
+        return cfg_err(c, ls->vals[last_dense], "model.layers[%d].enabled: the last dense layer is the "
+                       "output and cannot be turned off", last_dense);
+    int kept = 0;
+    for (int i = 0; i < d->t.n_layers; i++) {
+        if (!d->t.layers[i].enabled) continue;
+        if (i == last_dense) last_dense = kept;
+        d->t.layers[kept++] = d->t.layers[i];
+    }
+    d->t.n_layers = kept;
     if (last_dense < 0)
         return cfg_err(c, ls, "model.layers: needs at least one dense layer");
     /* input_shape: [n] = flat, [steps, channels] = 1-D, [rows, cols, channels] = 2-D */
