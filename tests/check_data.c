@@ -50,6 +50,44 @@ static hid_t raw_create(const char *path) {
     return f;
 }
 
+/* ---- validation and test from the same files: one copy ----------------- */
+
+START_TEST(test_shared_val_test) {
+    const char *d = tu_tmpdir();
+    float xt[20 * 3], xh[6 * 3];
+    int32_t yt[20], yh[6];
+    for (int i = 0; i < 60; i++) xt[i] = (float)((i * 37) % 11) - 2.5f;
+    for (int i = 0; i < 18; i++) xh[i] = (float)((i * 13) % 7) + 0.25f;
+    for (int i = 0; i < 20; i++) yt[i] = i % 3;
+    for (int i = 0; i < 6; i++) yh[i] = (i + 1) % 3;
+    char *pt = tpath(d, "t.h5"), *ph = tpath(d, "h.h5"), *ph2 = tpath(d, "h2.h5");
+    write_ok(pt, xt, yt, 20, 3);
+    write_ok(ph, xh, yh, 6, 3);
+    write_ok(ph2, xh, yh, 6, 3);
+    char *tr[1] = {pt}, *h[1] = {ph}, *h2[1] = {ph2};
+    cfg_data c = base_cfg();
+    c.train_files = tr; c.n_train = 1;
+    c.val_files = h; c.n_val = 1;
+    c.test_files = h; c.n_test = 1;
+    c.standardize = 1;
+    data_bundle shared, separate;
+    nl_error e;
+    ck_assert_msg(data_load(&c, 1, &shared, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(shared.test_is_val, 1);
+    ck_assert_ptr_eq(shared.test.x, shared.val.x);
+    ck_assert_int_eq(shared.test.n, 6);
+    c.test_files = h2;
+    ck_assert_msg(data_load(&c, 1, &separate, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(separate.test_is_val, 0);
+    /* standardized once: the shared rows equal an independent copy */
+    tu_assert_close(shared.test.x, separate.test.x, 18, 0, 0, "shared test rows");
+    tu_assert_close(shared.val.x, separate.val.x, 18, 0, 0, "shared val rows");
+    ck_assert(shared.bytes < separate.bytes);
+    data_free(&shared);
+    data_free(&separate);
+}
+END_TEST
+
 /* ---- exact values, concatenation, split sizes ------------------------- */
 
 START_TEST(test_load_exact_concat) {
@@ -608,6 +646,7 @@ Suite *make_data_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_load_exact_concat);
+    tcase_add_test(tc, test_shared_val_test);
     tcase_add_test(tc, test_validation_split_shuffle);
     tcase_add_test(tc, test_standardize_train_only);
     tcase_add_test(tc, test_onehot_and_images);

@@ -26,6 +26,8 @@ typedef struct {
     int n_classes;                 /* max label + 1 over all splits, or one-hot width */
     float *mean, *std;             /* (n_features) from train; NULL if not standardized */
     long bytes;                    /* memory held by x and y of all splits */
+    int test_is_val;               /* test lists the validation files: test.x/y are val's
+                                      rows (one copy in memory, not freed twice) */
 } data_bundle;
 
 /* Loads train / validation / test as cfg describes. Validation comes from

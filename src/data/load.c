@@ -338,7 +338,7 @@ static int standardize(data_bundle *b) {
         ss[c] = 1.0 / sd; /* reuse as the inverse */
     }
     data_split *sp[3] = {&b->train, &b->val, &b->test};
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < (b->test_is_val ? 2 : 3); s++) { /* shared rows: once */
         for (long i = 0; i < sp[s]->n; i++) {
             float *row = sp[s]->x + (size_t)i * (size_t)nf;
             for (int c = 0; c < nf; c++) row[c] = (float)(((double)row[c] - mu[c]) * ss[c]);
@@ -396,6 +396,11 @@ nl_status data_load(const cfg_data *cfg, uint64_t seed, data_bundle *out, nl_err
     float *tmp = NULL;
     if (!fi) return nl_err(e, NL_ERR_NOMEM, "out of memory");
     finfo *ft = fi, *fv = fi + nt, *fe = fi + nt + nv;
+    /* The same files as validation and test (e.g. a held-out set used for
+     * both, as the PyTorch reference does): one copy of the rows. */
+    int same = nv > 0 && ne == nv;
+    for (int i = 0; same && i < nv; i++) same = !strcmp(cfg->val_files[i], cfg->test_files[i]);
+    if (same) ne = 0;
     const finfo *ref = NULL;
     long ntr, nva, nte;
     long cap = cfg->max_samples > 0 ? cfg->max_samples : 0;
@@ -476,6 +481,10 @@ nl_status data_load(const cfg_data *cfg, uint64_t seed, data_bundle *out, nl_err
         out->val.y = out->train.y + out->train.n;
     }
     out->test.n = nte;
+    if (same) {
+        out->test = out->val;
+        out->test_is_val = 1;
+    }
 
     if (cfg->standardize) {
         out->mean = malloc((size_t)nf * sizeof(float));
@@ -499,7 +508,7 @@ fail:
 void data_free(data_bundle *b) {
     if (!b) return;
     free(b->train.x); free(b->train.y); /* val rows live in the same allocation */
-    free(b->test.x); free(b->test.y);
+    if (!b->test_is_val) { free(b->test.x); free(b->test.y); }
     free(b->mean); free(b->std);
     memset(b, 0, sizeof *b);
 }
