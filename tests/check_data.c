@@ -88,6 +88,35 @@ START_TEST(test_shared_val_test) {
 }
 END_TEST
 
+/* standardize: global — one mean and std over every training value. */
+START_TEST(test_standardize_global) {
+    const char *d = tu_tmpdir();
+    float x[4 * 2] = {0, 10, 2, 12, 4, 14, 6, 16};   /* features: 0,2,4,6 and 10,12,14,16 */
+    int32_t y[4] = {0, 1, 0, 1};
+    char *p = tpath(d, "g.h5");
+    write_ok(p, x, y, 4, 2);
+    char *tr[1] = {p};
+    cfg_data c = base_cfg();
+    c.train_files = tr; c.n_train = 1;
+    c.standardize = STANDARDIZE_GLOBAL;
+    data_bundle b;
+    nl_error e;
+    ck_assert_msg(data_load(&c, 1, &b, &e) == NL_OK, "%s", e.msg);
+    /* all values: mean 8; squared deviations 64+36+16+4+4+16+36+64 = 240: variance 30 */
+    double mu = 8.0, sd = sqrt(30.0);
+    ck_assert_float_eq_tol(b.mean[0], mu, 1e-6);
+    ck_assert_float_eq_tol(b.mean[1], mu, 1e-6);
+    ck_assert_float_eq_tol(b.std[0], sd, 1e-5);
+    ck_assert_float_eq_tol(b.std[1], sd, 1e-5);
+    for (long i = 0; i < b.train.n * 2; i++) {
+        int found = 0;
+        for (int k = 0; k < 8; k++) found |= fabs(b.train.x[i] - (x[k] - mu) / sd) < 1e-6;
+        ck_assert_msg(found, "value %g is not a globally standardized input", b.train.x[i]);
+    }
+    data_free(&b);
+}
+END_TEST
+
 /* ---- exact values, concatenation, split sizes ------------------------- */
 
 START_TEST(test_load_exact_concat) {
@@ -647,6 +676,7 @@ Suite *make_data_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_load_exact_concat);
     tcase_add_test(tc, test_shared_val_test);
+    tcase_add_test(tc, test_standardize_global);
     tcase_add_test(tc, test_validation_split_shuffle);
     tcase_add_test(tc, test_standardize_train_only);
     tcase_add_test(tc, test_onehot_and_images);

@@ -21,6 +21,9 @@
 /* ---- typed trial configuration ----------------------------------------- */
 
 typedef enum { LABELS_AUTO = 0, LABELS_INDEX = 1, LABELS_ONEHOT = 2 } label_format;
+/* data.standardize: false | true (per feature) | global (one mean and std
+ * over all training values, as image pipelines and the PyTorch reference do) */
+typedef enum { STANDARDIZE_OFF = 0, STANDARDIZE_PER_FEATURE = 1, STANDARDIZE_GLOBAL = 2 } standardize_mode;
 
 typedef struct {
     char **train_files; int n_train;   /* absolute or relative to the YAML's folder, resolved */
@@ -30,7 +33,8 @@ typedef struct {
     char labels[128];                  /* dataset name, default "y" */
     label_format labels_format;        /* default auto: 1-D -> index, 2-D -> one-hot */
     double validation_split;           /* used when no validation files; default 0.2 */
-    int standardize;                   /* default 1: mean/std from the training split */
+    int standardize;                   /* standardize_mode; default per feature: mean/std of
+                                          each feature over the training split */
     long max_samples;                  /* 0 = all; caps each split (quick tests) */
 } cfg_data;
 

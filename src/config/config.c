@@ -63,6 +63,8 @@ static const char *const overflow_names[] = {"SAT", "SAT_SYM", "WRAP", "WRAP_SM"
 static const char *const round_names[] = {"RND", "TRN", "RND_CONV", "RND_ZERO",
                                           "RND_MIN_INF", "RND_INF", "TRN_ZERO", NULL};
 static const char *const granularity_names[] = {"per_tensor", "per_channel", "per_weight", NULL};
+/* standardize_mode order; YAML's true/false read as the first two. */
+static const char *const standardize_names[] = {"false", "true", "global", NULL};
 static const char *const label_names[] = {"auto", "index", "onehot", NULL};
 static const char *const strategy_names[] = {"latency", "resource", NULL};
 static const char *const io_names[] = {"io_parallel", NULL};
@@ -119,7 +121,7 @@ static const cfg_key data_keys[] = {
     K_STR("labels", D(t.data.labels), 128, "y", 0),
     K_ENUM("label_format", D(t.data.labels_format), LABELS_AUTO, label_names, 0),
     K_FLT("validation_split", D(t.data.validation_split), 0.2, KF_GT | KF_LT, 0, 1),
-    K_BOOL("standardize", D(t.data.standardize), 1),
+    K_ENUM("standardize", D(t.data.standardize), STANDARDIZE_PER_FEATURE, standardize_names, KF_CASEI),
     {.name = "max_samples", .type = KT_LONG, .off = D(t.data.max_samples), .def = 0, .flags = KF_MIN, .lo = 0},
 };
 

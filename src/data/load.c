@@ -314,8 +314,10 @@ static void shuffle_rows(float *x, int32_t *y, long n, int nf, rng_t *r, float *
 }
 
 /* mean / std (population) of the training split in double, applied to
- * every split. Returns -1 when out of memory. */
-static int standardize(data_bundle *b) {
+ * every split: per feature, or (global) one mean and std over all training
+ * values, stored in every entry of b->mean / b->std. Returns -1 when out of
+ * memory. */
+static int standardize(data_bundle *b, int global) {
     int nf = b->n_features;
     long n = b->train.n;
     double *acc = calloc((size_t)nf * 2, sizeof *acc);
@@ -326,9 +328,19 @@ static int standardize(data_bundle *b) {
         for (int c = 0; c < nf; c++) mu[c] += row[c];
     }
     for (int c = 0; c < nf; c++) mu[c] /= (double)n;
+    if (global) { /* the mean of the feature means is the mean of all values */
+        double g = 0;
+        for (int c = 0; c < nf; c++) g += mu[c];
+        for (int c = 0; c < nf; c++) mu[c] = g / nf;
+    }
     for (long i = 0; i < n; i++) {
         const float *row = b->train.x + (size_t)i * (size_t)nf;
         for (int c = 0; c < nf; c++) { double d = row[c] - mu[c]; ss[c] += d * d; }
+    }
+    if (global) {
+        double g = 0;
+        for (int c = 0; c < nf; c++) g += ss[c];
+        for (int c = 0; c < nf; c++) ss[c] = g / nf;
     }
     for (int c = 0; c < nf; c++) {
         double sd = sqrt(ss[c] / (double)n);
@@ -489,7 +501,7 @@ nl_status data_load(const cfg_data *cfg, uint64_t seed, data_bundle *out, nl_err
     if (cfg->standardize) {
         out->mean = malloc((size_t)nf * sizeof(float));
         out->std = malloc((size_t)nf * sizeof(float));
-        if (!out->mean || !out->std || standardize(out) != 0) {
+        if (!out->mean || !out->std || standardize(out, cfg->standardize == STANDARDIZE_GLOBAL) != 0) {
             st = nl_err(e, NL_ERR_NOMEM, "out of memory");
             goto fail;
         }
