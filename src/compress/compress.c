@@ -17,8 +17,6 @@
 /* ---- registry ------------------------------------------------------------ */
 
 /* Indexed by prune_method (config.h): every method has an entry. */
-static const char *const method_names[] = {"pdp", "magnitude", "cs", "dst",
-                                           "autosparse", "wanda", "activation_pruning", "mdmm"};
 static const prune_ops *const registry[] = {
     [PRUNE_PDP] = &prune_pdp_ops,
     [PRUNE_MAGNITUDE] = &prune_magnitude_ops,
