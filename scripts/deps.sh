@@ -3,7 +3,7 @@
 # missing ones. Runs as root (CI and fresh machines) or through sudo.
 set -eu
 PKGS="build-essential pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools \
-libyaml-dev libopenblas-dev check zlib1g-dev slurm-wlm munge dataset-fashion-mnist"
+libyaml-dev libopenblas-dev check zlib1g-dev slurm-wlm munge dataset-fashion-mnist procps"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
