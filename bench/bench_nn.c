@@ -7,7 +7,9 @@
  *   cc -O2 -march=x86-64-v2 -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -Iinclude \
  *     $(pkg-config --cflags openblas) bench/bench_nn.c src/nn/[a-z]*.c src/util/[a-z]*.c \
  *     $(pkg-config --libs openblas) -lm -o build/bench_nn
- *   OPENBLAS_NUM_THREADS=1 build/bench_nn [jet256|jet1024|fmlp|fmlpsgd|jetq|cnn|all] [epochs] */
+ *   OPENBLAS_NUM_THREADS=1 build/bench_nn [jet256|jet1024|fmlp|fmlpsgd|jetq|cnn|all] [epochs]
+ * With OPENBLAS_NUM_THREADS=2 the CNN splits each batch over 2 threads
+ * (model_set_threads); per-cpu-s then falls below the wall-time figure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,8 @@
  * awkward sizes, central-difference gradient checks (Dense, ReLU, loss, a
  * whole model), hand-computed optimizer steps, the model's layout and
  * errors, the training loop's hooks, and a small MLP that must learn a
- * separable problem deterministically. QUANT layers have their own TCase. */
+ * separable problem deterministically; batch-parallel passes against one
+ * thread and against themselves. QUANT layers have their own TCase. */
 #include <cblas.h>
 #include <check.h>
 #include <math.h>
@@ -442,6 +443,128 @@ START_TEST(test_big_batch_chunks) {
 }
 END_TEST
 
+/* ---- batch-parallel passes (model_set_threads) ------------------------ */
+
+/* A small CNN on (8, 7, 2) inputs: conv same, relu, maxpool, conv valid,
+ * tanh, avgpool, flatten, dense, relu, dense. */
+static model *par_cnn(int max_batch, int threads, uint64_t seed) {
+    layer_spec sp[10];
+    for (int l = 0; l < 10; l++) memset(&sp[l], 0, sizeof sp[l]);
+    sp[0].kind = (layer_kind)LAYER_CONV2D; sp[0].filters = 4; sp[0].kernel[0] = 3; sp[0].kernel[1] = 3;
+    sp[0].padding = PAD_SAME;
+    sp[0].in_shape[0] = 8; sp[0].in_shape[1] = 7; sp[0].in_shape[2] = 2;
+    sp[1].kind = (layer_kind)LAYER_RELU;
+    sp[2].kind = (layer_kind)LAYER_MAXPOOL2D; sp[2].pool[0] = 2; sp[2].pool[1] = 2;   /* 4x3x4 */
+    sp[3].kind = (layer_kind)LAYER_CONV2D; sp[3].filters = 5; sp[3].kernel[0] = 2; sp[3].kernel[1] = 2;
+    sp[4].kind = (layer_kind)LAYER_TANH;                                               /* 3x2x5 */
+    sp[5].kind = (layer_kind)LAYER_AVGPOOL2D; sp[5].pool[0] = 2; sp[5].pool[1] = 2;
+    sp[5].padding = PAD_SAME;                                              /* 2x1x5 */
+    sp[6].kind = (layer_kind)LAYER_FLATTEN;
+    sp[7] = spec_dense(6);
+    sp[8].kind = (layer_kind)LAYER_RELU;
+    sp[9] = spec_dense(3);
+    nl_error e = {0};
+    model *m = model_create(sp, 10, 8 * 7 * 2, max_batch, NULL, NULL, 0, &e);
+    ck_assert_msg(m != NULL, "%s", e.msg);
+    rng_t r;
+    rng_seed(&r, seed);
+    model_init_params(m, &r);
+    model_set_threads(m, threads);
+    return m;
+}
+
+/* Forward + backward of B = 600 (several chunks per thread, uneven slices
+ * for 3 threads) on n threads against 1 thread: equal up to summation
+ * order; the same n twice: bit-identical. */
+START_TEST(test_parallel_passes_match_serial) {
+    enum { B = 600, IN = 8 * 7 * 2 };
+    model *ref = par_cnn(B, 1, 77);
+    const int C = ref->out_size;
+    const long NP = ref->n_params;
+    rng_t r;
+    rng_seed(&r, 5);
+    float *x = malloc(sizeof(float) * B * IN), *d = malloc(sizeof(float) * B * C);
+    fill_uniform(x, (long)B * IN, &r, -1.5f, 1.5f);
+    fill_uniform(d, (long)B * C, &r, -1, 1);
+    float *z1 = malloc(sizeof(float) * B * C), *g1 = malloc(sizeof(float) * NP);
+    memcpy(z1, model_forward(ref, x, B), sizeof(float) * B * C);
+    model_backward(ref, x, d, B);
+    memcpy(g1, ref->grads, sizeof(float) * NP);
+    ck_assert(ref->pool == NULL); /* 1 thread: no pool */
+    double gmax = 0;
+    for (long j = 0; j < NP; j++) gmax = fmax(gmax, fabs(g1[j]));
+    ck_assert(gmax > 1);
+    for (int n = 2; n <= 3; n++) {
+        model *m = par_cnn(B, n, 77);
+        float *z = malloc(sizeof(float) * B * C), *g = malloc(sizeof(float) * NP);
+        memcpy(z, model_forward(m, x, B), sizeof(float) * B * C);
+        model_backward(m, x, d, B);
+        ck_assert_msg(m->pool != NULL, "%d threads: the pool did not run", n);
+        memcpy(g, m->grads, sizeof(float) * NP);
+        tu_assert_close(z, z1, (long)B * C, 1e-6, 1e-5, "parallel logits");
+        tu_assert_close(g, g1, NP, 1e-5 * gmax, 1e-5, "parallel grads");
+        /* again on the same model: bit-identical */
+        ck_assert_int_eq(memcmp(model_forward(m, x, B), z, sizeof(float) * B * C), 0);
+        model_backward(m, x, d, B);
+        ck_assert_int_eq(memcmp(m->grads, g, sizeof(float) * NP), 0);
+        /* a batch too small to split runs serially and matches 1 thread */
+        model_forward(ref, x, 9);
+        model_backward(ref, x, d, 9);
+        memcpy(g1, ref->grads, sizeof(float) * NP);
+        model_forward(m, x, 9);
+        model_backward(m, x, d, 9);
+        ck_assert_int_eq(memcmp(m->grads, g1, sizeof(float) * NP), 0);
+        model_forward(ref, x, B);
+        model_backward(ref, x, d, B);
+        memcpy(g1, ref->grads, sizeof(float) * NP);
+        free(z); free(g);
+        model_free(m);
+    }
+    free(x); free(d); free(z1); free(g1);
+    model_free(ref);
+}
+END_TEST
+
+/* Training with Adam on 2 threads: two runs give bit-identical parameters,
+ * and they stay within summation-order noise of the 1-thread run. */
+START_TEST(test_parallel_training_deterministic) {
+    enum { N = 300, IN = 8 * 7 * 2 };
+    rng_t r;
+    rng_seed(&r, 9);
+    float *x = malloc(sizeof(float) * N * IN);
+    int32_t *y = malloc(sizeof(int32_t) * N);
+    fill_uniform(x, (long)N * IN, &r, -1, 1);
+    for (int s = 0; s < N; s++) y[s] = (x[s * IN] + x[s * IN + 5] > 0) + (x[s * IN + 9] > 0.5f);
+    float *p[3];
+    for (int run = 0; run < 3; run++) {
+        model *m = par_cnn(64, run == 2 ? 1 : 2, 31);
+        nl_error e = {0};
+        optim o = {0};
+        o.lr = 0.01f;
+        ck_assert_int_eq(optim_init(&o, OPT_ADAM, m->n_params, &e), NL_OK);
+        rng_t rr;
+        rng_seed(&rr, 4);
+        epoch_stats st;
+        ck_assert_int_eq(nn_train_epoch(m, &o, x, y, N, 64, &rr, NULL, &st, &e), NL_OK);
+        ck_assert(!st.nonfinite);
+        ck_assert_int_eq(o.t, 5);
+        ck_assert((m->pool != NULL) == (run != 2));
+        p[run] = malloc(sizeof(float) * m->n_params);
+        memcpy(p[run], m->params, sizeof(float) * m->n_params);
+        if (run == 2) {
+            ck_assert_int_eq(memcmp(p[0], p[1], sizeof(float) * m->n_params), 0);
+            /* Adam moves each weight by up to lr = 0.01 a step: a lost or
+             * doubled slice of the batch would show far above 1e-3 */
+            tu_assert_close(p[0], p[2], m->n_params, 1e-3, 1e-3, "2 vs 1 thread params");
+        }
+        optim_free(&o);
+        model_free(m);
+    }
+    for (int run = 0; run < 3; run++) free(p[run]);
+    free(x); free(y);
+}
+END_TEST
+
 /* ---- optimizers ------------------------------------------------------- */
 
 START_TEST(test_sgd_momentum_hand_steps) {
@@ -867,6 +990,8 @@ Suite *make_nn_suite(void) {
     tcase_add_test(mo, test_model_gradcheck_end_to_end);
     tcase_add_test(mo, test_relu_layer_gradcheck);
     tcase_add_test(mo, test_big_batch_chunks);
+    tcase_add_test(mo, test_parallel_passes_match_serial);
+    tcase_add_test(mo, test_parallel_training_deterministic);
     suite_add_tcase(s, mo);
     TCase *op = tcase_create("optim");
     tcase_add_test(op, test_sgd_momentum_hand_steps);

@@ -140,6 +140,12 @@ typedef struct model {
                         mean/variance): not in params, not seen by the optimizer */
     long n_col;
     float *col, *dcol; /* (n_col) im2col scratch of the CONV layers */
+    /* appended: batch-parallel passes (model.c) */
+    int threads;     /* model_set_threads; 0 = automatic */
+    int run_threads; /* BLAS thread count nn_train_epoch / nn_evaluate found
+                        before pinning BLAS to 1 thread (0 outside them) */
+    struct nn_pool *pool; /* worker threads and their scratch, created at
+                             the first parallel pass, freed by model_free */
 } model;
 
 /* Builds a model for inputs of in_size features and batches of up to
@@ -166,6 +172,17 @@ const float *model_forward(model *m, const float *x, int B);
 /* Backward after model_forward on the same x: dlogits (B, out_size) in,
  * grads (zeroed first) out as dL/d(weff). */
 void model_backward(model *m, const float *x, const float *dlogits, int B);
+/* Threads for model_forward / model_backward (and so training and
+ * evaluation) of models without BatchNorm or Dropout: n >= 2 splits every
+ * batch into n contiguous slices of at least 8 samples, each run through
+ * all layers on its own thread with its own im2col scratch and gradient
+ * buffer; gradients are summed in thread order (thread 0 + 1 + ...), so
+ * results are deterministic for a given n (and differ from n = 1 only by
+ * float summation order). BLAS is held at 1 thread while the slices run.
+ * n = 1: serial. n = 0 (default): models with convolutions use as many
+ * threads as OpenBLAS has (nn_set_threads, OPENBLAS_NUM_THREADS); others
+ * stay serial (their BLAS calls are threaded by OpenBLAS, if at all). */
+void model_set_threads(model *m, int n);
 /* Number of trainable weights in DENSE and CONV kernels and biases. */
 long model_count_weights(const model *m);
 

@@ -5,8 +5,12 @@
  * Does not train (train.c) nor update weights (optim.c); the kernels are in
  * kernels.c and layers.c. Invariants: every buffer is allocated in
  * model_create; forward/backward allocate nothing; layer views (kernel then
- * bias, or gamma then beta) come first in layer order, extras after. */
+ * bias, or gamma then beta) come first in layer order, extras after.
+ * Batch-parallel passes (model_set_threads): the worker pool and its
+ * scratch are created at the first parallel pass, not per step. */
+#include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +76,11 @@ static void *alloc_zero(size_t n, size_t sz) {
     return p;
 }
 
+static void pool_free(struct nn_pool *p);
+
 void model_free(model *m) {
     if (!m) return;
+    pool_free(m->pool);
     if (m->layers)
         for (int l = 0; l < m->n_layers; l++) {
             free(m->layers[l].out);
@@ -464,7 +471,7 @@ static int chunk_rows(const model *m, int B) {
 }
 
 /* Forward of layer l on rows [r0, r0 + n) of its input in. */
-static void forward_layer(model *m, int l, const float *in, int r0, int n) {
+static void forward_layer(model *m, int l, const float *in, int r0, int n, float *col) {
     layer *L = &m->layers[l];
     float *out = L->out + (size_t)r0 * L->out_size;
     long cnt = (long)n * L->out_size;
@@ -481,7 +488,7 @@ static void forward_layer(model *m, int l, const float *in, int r0, int n) {
         break;
     case LAYER_CONV1D:
     case LAYER_CONV2D:
-        conv_forward(out, in, m->weff + L->w_off, m->weff + L->b_off, n, &L->geom, m->col, m->n_col);
+        conv_forward(out, in, m->weff + L->w_off, m->weff + L->b_off, n, &L->geom, col, m->n_col);
         break;
     case LAYER_MAXPOOL1D:
     case LAYER_MAXPOOL2D:
@@ -513,12 +520,230 @@ static void forward_layer(model *m, int l, const float *in, int r0, int n) {
 }
 
 /* Forward of rows [r0, r0 + n) through every layer. */
-static void forward_rows(model *m, const float *x, int r0, int n) {
+static void forward_rows(model *m, const float *x, int r0, int n, float *col) {
     const float *in = x + (size_t)r0 * m->in_size;
     for (int l = 0; l < m->n_layers; l++) {
-        forward_layer(m, l, in, r0, n);
+        forward_layer(m, l, in, r0, n, col);
         in = m->layers[l].out + (size_t)r0 * m->layers[l].out_size;
     }
+}
+
+/* Index of the first layer with parameters (n_layers if none). */
+static int first_param_layer(const model *m) {
+    for (int l = 0; l < m->n_layers; l++)
+        if (has_params((int)m->layers[l].kind)) return l;
+    return m->n_layers;
+}
+
+/* ---- batch-parallel passes ------------------------------------------------
+ * A pool of n - 1 worker threads; the caller is thread 0. A job splits the
+ * batch into k <= n contiguous slices (thread t: rows [B t / k, B (t+1) / k))
+ * and every thread runs its slice through all layers, chunk by chunk, with
+ * its own im2col scratch; in the backward each thread writes its own
+ * gradient buffer (thread 0: m->grads) and the caller then adds buffers
+ * 1..k-1 into m->grads in that order. Slices touch disjoint rows of every
+ * activation buffer; weff is only read. One mutex and two condition
+ * variables (no spinning: the machine's cores are shared). */
+enum { NN_PAR_MIN_ROWS = 8, NN_PAR_MAX = 64 };
+
+static void backward_rows(model *m, const float *x, const float *dlogits, int r0, int n,
+                          int first, int accumulate, float *col, float *dcol, float *grads);
+
+typedef struct {
+    struct nn_pool *p;
+    int t;
+} pool_arg;
+
+struct nn_pool {
+    int n;                       /* threads including the caller */
+    pthread_t *tid;              /* [1..n) */
+    pool_arg *args;              /* [1..n) */
+    float **col, **dcol, **grads; /* per thread; [0] are the model's own */
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned long gen;           /* job counter (workers wait for a change) */
+    int pending, quit;
+    /* the current job */
+    model *m;
+    int backward, B, k, first;
+    const float *x, *dlogits;
+};
+
+static void pool_part(const struct nn_pool *p, int t) {
+    if (t >= p->k) return;
+    model *m = p->m;
+    int a = (int)((long)p->B * t / p->k), b = (int)((long)p->B * (t + 1) / p->k);
+    for (int r = a; r < b; r += NN_CHUNK) {
+        int n = b - r < NN_CHUNK ? b - r : NN_CHUNK;
+        if (p->backward)
+            backward_rows(m, p->x, p->dlogits, r, n, p->first, r > a, p->col[t], p->dcol[t],
+                          p->grads[t]);
+        else
+            forward_rows(m, p->x, r, n, p->col[t]);
+    }
+}
+
+static void *pool_main(void *arg) {
+    const pool_arg *a = arg;
+    struct nn_pool *p = a->p;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        pool_part(p, a->t);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Stops and joins the workers, frees their scratch (NULL-safe). */
+static void pool_free(struct nn_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int t = 1; t < p->n; t++) {
+        if (p->args[t].p) pthread_join(p->tid[t], NULL);
+        free(p->col[t]);
+        free(p->dcol[t]);
+        free(p->grads[t]);
+    }
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->mu);
+    free(p->tid);
+    free(p->args);
+    free(p->col);
+    free(p->dcol);
+    free(p->grads);
+    free(p);
+}
+
+/* Floats of the layer gradients (layer views come first, extras after). */
+static long layer_param_len(const model *m) {
+    long end = 0;
+    for (int v = 0; v < m->n_views; v++)
+        if (m->views[v].layer >= 0 && m->views[v].off + m->views[v].len > end)
+            end = m->views[v].off + m->views[v].len;
+    return end;
+}
+
+/* n threads with their scratch; NULL if memory or a thread is refused
+ * (the caller then runs serially). */
+static struct nn_pool *pool_create(model *m, int n) {
+    struct nn_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    p->n = n;
+    p->m = m;
+    p->tid = calloc((size_t)n, sizeof *p->tid);
+    p->args = calloc((size_t)n, sizeof *p->args);
+    p->col = calloc((size_t)n, sizeof *p->col);
+    p->dcol = calloc((size_t)n, sizeof *p->dcol);
+    p->grads = calloc((size_t)n, sizeof *p->grads);
+    if (!p->tid || !p->args || !p->col || !p->dcol || !p->grads) {
+        p->n = 1;
+        pool_free(p);
+        return NULL;
+    }
+    p->col[0] = m->col;
+    p->dcol[0] = m->dcol;
+    p->grads[0] = m->grads;
+    long glen = layer_param_len(m);
+    for (int t = 1; t < n; t++) {
+        if (m->n_col > 0) {
+            p->col[t] = alloc_zero((size_t)m->n_col, sizeof(float));
+            p->dcol[t] = alloc_zero((size_t)m->n_col, sizeof(float));
+            if (!p->col[t] || !p->dcol[t]) goto fail;
+        }
+        p->grads[t] = alloc_zero((size_t)glen, sizeof(float));
+        if (!p->grads[t]) goto fail;
+    }
+    for (int t = 1; t < n; t++) {
+        p->args[t].t = t;
+        p->args[t].p = p;
+        if (pthread_create(&p->tid[t], NULL, pool_main, &p->args[t]) != 0) {
+            p->args[t].p = NULL; /* not started: not joined */
+            goto fail;
+        }
+    }
+    return p;
+fail:
+    pool_free(p);
+    return NULL;
+}
+
+/* m->grads[0, len) += g, vectorised. */
+NN_HOT
+static void add_into(float *restrict dst, const float *restrict g, long len) {
+    for (long j = 0; j < len; j++) dst[j] += g[j];
+}
+
+/* Threads for a pass over B rows (1 = serial; see model_set_threads). */
+static int pass_threads(const model *m, int B) {
+    if (m->threads == 1 || (m->threads <= 0 && m->n_col == 0)) return 1;
+    int t = m->threads > 0 ? m->threads
+            : m->run_threads > 0 ? m->run_threads : openblas_get_num_threads();
+    if (t > B / NN_PAR_MIN_ROWS) t = B / NN_PAR_MIN_ROWS;
+    if (t > NN_PAR_MAX) t = NN_PAR_MAX;
+    if (t < 2) return 1;
+    for (int l = 0; l < m->n_layers; l++) {
+        int kind = (int)m->layers[l].kind;
+        if (kind == LAYER_BATCHNORM || kind == LAYER_DROPOUT) return 1; /* whole batch / rng order */
+    }
+    return t;
+}
+
+/* Runs a forward (backward = 0) or backward pass on the pool if this model
+ * and batch take one; returns 0 (nothing done) otherwise. */
+static int pool_run(model *m, int backward, const float *x, const float *dlogits, int B,
+                    int first) {
+    int k = pass_threads(m, B);
+    if (k < 2) return 0;
+    if (!m->pool || m->pool->n < k) {
+        pool_free(m->pool);
+        m->pool = pool_create(m, k);
+        if (!m->pool) return 0;
+    }
+    struct nn_pool *p = m->pool;
+    int blas = openblas_get_num_threads();
+    if (blas > 1) openblas_set_num_threads(1);
+    pthread_mutex_lock(&p->mu);
+    p->backward = backward;
+    p->B = B;
+    p->k = k;
+    p->first = first;
+    p->x = x;
+    p->dlogits = dlogits;
+    p->pending = p->n - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    pool_part(p, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    if (blas > 1) openblas_set_num_threads(blas);
+    if (backward && first < m->n_layers) {
+        long len = layer_param_len(m);
+        for (int t = 1; t < k; t++) add_into(m->grads, p->grads[t], len);
+    }
+    return 1;
+}
+
+void model_set_threads(model *m, int n) {
+    m->threads = n < 0 ? 0 : n;
 }
 
 const float *nn_forward_observed(model *m, const float *x, int B, const train_hooks *h) {
@@ -529,12 +754,13 @@ const float *nn_forward_observed(model *m, const float *x, int B, const train_ho
         const float *in = x;
         for (int l = 0; l < m->n_layers; l++) {
             h->observe(h->ctx, m, l, in, B);
-            forward_layer(m, l, in, 0, B);
+            forward_layer(m, l, in, 0, B, m->col);
             in = m->layers[l].out;
         }
-    } else {
+    } else if (!pool_run(m, 0, x, NULL, B, 0)) {
         int ch = chunk_rows(m, B);
-        for (int r0 = 0; r0 < B; r0 += ch) forward_rows(m, x, r0, B - r0 < ch ? B - r0 : ch);
+        for (int r0 = 0; r0 < B; r0 += ch)
+            forward_rows(m, x, r0, B - r0 < ch ? B - r0 : ch, m->col);
     }
     return m->layers[m->n_layers - 1].out;
 }
@@ -547,7 +773,7 @@ const float *model_forward(model *m, const float *x, int B) {
  * (the first with parameters); accumulate = 0 for the first chunk
  * overwrites the parameter gradients instead of adding to them. */
 static void backward_rows(model *m, const float *x, const float *dlogits, int r0, int n,
-                          int first, int accumulate) {
+                          int first, int accumulate, float *col, float *dcol, float *grads) {
     /* g is dL/d(output of layer l) for these rows; elementwise layers work
      * in place on it (the gradient wrt their input has the same shape),
      * the others write it into the previous layer's dout slot. */
@@ -564,20 +790,20 @@ static void backward_rows(model *m, const float *x, const float *dlogits, int r0
         float *din = l > first ? m->layers[l - 1].dout + (size_t)r0 * L->in_size : NULL;
         switch (kind) {
         case LAYER_DENSE:
-            nn_dense_backward_beta(din, m->grads + L->w_off, m->grads + L->b_off, g, in,
+            nn_dense_backward_beta(din, grads + L->w_off, grads + L->b_off, g, in,
                                    m->weff + L->w_off, n, L->in_size, L->out_size, accumulate);
             g = din;
             owned = 1;
             continue;
         case LAYER_CONV1D:
         case LAYER_CONV2D:
-            conv_backward(din, m->grads + L->w_off, m->grads + L->b_off, g, in, m->weff + L->w_off,
-                          n, &L->geom, m->col, m->dcol, m->n_col, accumulate);
+            conv_backward(din, grads + L->w_off, grads + L->b_off, g, in, m->weff + L->w_off,
+                          n, &L->geom, col, dcol, m->n_col, accumulate);
             g = din;
             owned = 1;
             continue;
         case LAYER_BATCHNORM:
-            nn_bn_backward(din, m->grads + L->w_off, m->grads + L->b_off, g,
+            nn_bn_backward(din, grads + L->w_off, grads + L->b_off, g,
                            L->aux + (size_t)r0 * L->out_size, L->stat, m->weff + L->w_off,
                            (long)n * L->out_h * L->out_w, L->out_c, m->training, accumulate);
             g = din;
@@ -634,10 +860,10 @@ void model_backward(model *m, const float *x, const float *dlogits, int B) {
             memset(m->grads + m->views[v].off, 0, (size_t)m->views[v].len * sizeof(float));
     /* Layers before the first with parameters: no gradient needs to flow
      * into them, nor into the input. */
-    int first = m->n_layers;
-    for (int l = 0; l < m->n_layers; l++)
-        if (has_params((int)m->layers[l].kind)) { first = l; break; }
+    int first = first_param_layer(m);
+    if (pool_run(m, 1, x, dlogits, B, first)) return;
     int ch = chunk_rows(m, B);
     for (int r0 = 0; r0 < B; r0 += ch)
-        backward_rows(m, x, dlogits, r0, B - r0 < ch ? B - r0 : ch, first, r0 > 0);
+        backward_rows(m, x, dlogits, r0, B - r0 < ch ? B - r0 : ch, first, r0 > 0, m->col, m->dcol,
+                      m->grads);
 }

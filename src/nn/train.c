@@ -52,7 +52,9 @@ static void gather_rows(float *restrict xb, int32_t *yb, const float *x, const i
  * (measured 3.0M vs 2.8M samples/s on an idle 2-core machine, 0.8M when the
  * other core is busy). Convolutions count per sgemm call, i.e. per im2col
  * block (Fashion-MNIST CNN: 363 x 32 x 144; 2 threads trained it at 8.1k
- * samples/s against 11.9k on one). Returns the thread count to restore, or 0. */
+ * samples/s against 11.9k on one). Returns the thread count to restore, or 0.
+ * The count found first goes to m->run_threads: a model with convolutions
+ * then splits each batch over that many threads (model.c, pool_run). */
 enum { NN_SMALL_MACS = 1 << 22 };
 static int blas_single_for_small(const model *m, int rows) {
     if (rows > 256) rows = 256; /* the model runs in 256-row chunks */
@@ -99,6 +101,7 @@ nl_status nn_train_epoch(model *m, optim *o, const float *x, const int32_t *y, l
     if (!perm) return nl_err(e, NL_ERR_NOMEM, "train: out of memory for a permutation of %ld", n);
     for (long s = 0; s < n; s++) perm[s] = (uint32_t)s;
     rng_shuffle_u32(r, perm, (size_t)n);
+    m->run_threads = openblas_get_num_threads(); /* the batch-parallel passes' count */
     int restore = blas_single_for_small(m, batch);
     m->training = 1;
 
@@ -147,6 +150,7 @@ nl_status nn_train_epoch(model *m, optim *o, const float *x, const int32_t *y, l
     }
     m->training = 0;
     blas_restore(restore);
+    m->run_threads = 0;
     free(perm);
     st->samples = done;
     st->loss = loss_sum / (double)done;
@@ -173,6 +177,7 @@ nl_status nn_evaluate(model *m, const float *x, const int32_t *y, long n,
     const int IN = m->in_size, C = m->out_size;
     double loss_sum = 0;
     long hits = 0;
+    m->run_threads = openblas_get_num_threads();
     int restore = blas_single_for_small(m, m->max_batch);
     for (long start = 0; start < n; start += m->max_batch) {
         int B = (int)(n - start < m->max_batch ? n - start : m->max_batch);
@@ -187,6 +192,7 @@ nl_status nn_evaluate(model *m, const float *x, const int32_t *y, long n,
         }
     }
     blas_restore(restore);
+    m->run_threads = 0;
     st->samples = n;
     if (n > 0 && y) {
         st->loss = loss_sum / (double)n;
