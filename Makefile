@@ -72,7 +72,7 @@ $(BUILD)/suites.inc: $(TEST_SRCS)
 	@mkdir -p $(BUILD)
 	@printf '%s\n' $(foreach s,$(TEST_SUITES),'SUITE($(s))') > $@
 
-$(BUILD)/check_all: tests/check_main.c $(filter-out tests/check_main.c,$(TEST_SRCS)) $(BUILD)/suites.inc $(BUILD)/libnnlo.a tests/testutil.h
+$(BUILD)/check_all: tests/check_main.c $(filter-out tests/check_main.c,$(TEST_SRCS)) $(BUILD)/suites.inc $(BUILD)/libnnlo.a tests/testutil.h tests/compress_fixtures.h
 	$(CC) $(CFLAGS) -Isrc -Itests -I$(BUILD) tests/check_main.c $(filter-out tests/check_main.c,$(TEST_SRCS)) $(BUILD)/libnnlo.a $(LDFLAGS) $(LDLIBS) -o $@
 
 # make unit M=<suite>: only that suite, only the modules it needs.

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "compress/compress_internal.h"
 #include "nnlo/compress.h"
+#include "compress_fixtures.h"
 #include "testutil.h"
 
 /* ---- pure math ------------------------------------------------------------ */
@@ -240,24 +241,6 @@ START_TEST(test_ebops_hand) {
 }
 END_TEST
 
-/* ---- configs and a toy problem ---------------------------------------------- */
-
-static cfg_training tr_default(void) {
-    cfg_training t;
-    memset(&t, 0, sizeof t);
-    t.epochs = 2;
-    t.rounds = 1;
-    t.save_weights_epoch = -1;
-    t.rewind = REWIND_NEVER;
-    t.pruning_first = 1;
-    t.batch_size = 32;
-    t.optimizer = OPTIMIZER_ADAM;
-    t.learning_rate = 1e-2;
-    t.schedule = LR_CONSTANT;
-    t.gamma = 0.1;
-    return t;
-}
-
 static cfg_pruning pr_default(prune_method pm, double sparsity) {
     cfg_pruning p;
     memset(&p, 0, sizeof p);
@@ -285,31 +268,6 @@ static cfg_quant q_default(int enable) {
     q.data = fx(1, 3, 4);
     q.quantize_input = 1;
     return q;
-}
-
-enum { D = 8, C = 3, NTR = 480, NVA = 150 };
-
-typedef struct {
-    float xtr[NTR * D], xva[NVA * D];
-    int32_t ytr[NTR], yva[NVA];
-} toy_data;
-
-/* Three Gaussian blobs in 8 dimensions; values within +-8 (data format). */
-static void toy_make(toy_data *t, uint64_t seed) {
-    rng_t r;
-    rng_seed(&r, seed);
-    for (int s = 0; s < NTR + NVA; s++) {
-        int y = s % C;
-        float *x = s < NTR ? t->xtr + s * D : t->xva + (s - NTR) * D;
-        for (int d = 0; d < D; d++) x[d] = 0.7f * rng_normal(&r) + (d % C == y ? 1.5f : 0.0f);
-        if (s < NTR) t->ytr[s] = y;
-        else t->yva[s - NTR] = y;
-    }
-}
-
-static train_data toy_view(const toy_data *t) {
-    train_data d = {t->xtr, t->ytr, NTR, t->xva, t->yva, NVA};
-    return d;
 }
 
 typedef struct {
@@ -419,7 +377,7 @@ START_TEST(test_model_specs) {
 END_TEST
 
 START_TEST(test_unknown_method_and_bad_names) {
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     cfg_quant q = q_default(0);
     /* every registry slot is implemented now: an out-of-range id stands in
      * for a method the registry does not know */
@@ -453,7 +411,7 @@ END_TEST
 /* The whole hook chain (pdp soft mask, pruning first, no quantization)
  * against central differences of the model's loss. */
 START_TEST(test_hook_chain_gradient) {
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     cfg_quant q = q_default(0);
     cfg_pruning p = pr_default(PRUNE_PDP, 0.5);
     p.temperature = 0.05;
@@ -510,7 +468,7 @@ END_TEST
 
 /* STE: with quantization the gradient passes where W is inside the range. */
 START_TEST(test_ste_gradient) {
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     cfg_quant q = q_default(1);
     q.quantize_input = 0;
     cfg_pruning p = pr_default(PRUNE_PDP, 0.5);
@@ -570,7 +528,7 @@ static double run_acc(net *n, const toy_data *td, trace *tr, const cfg_training 
 START_TEST(test_pdp_trains_to_sparsity) {
     static toy_data td;
     toy_make(&td, 1);
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.pretraining_epochs = 2;
     t.epochs = 3;
     t.fine_tuning_epochs = 3;
@@ -616,7 +574,7 @@ END_TEST
 START_TEST(test_pdp_structured_trains) {
     static toy_data td;
     toy_make(&td, 8);
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.pretraining_epochs = 1;
     t.epochs = 3;
     t.fine_tuning_epochs = 2;
@@ -650,7 +608,7 @@ START_TEST(test_magnitude_exact_target) {
     static toy_data td;
     toy_make(&td, 2);
     for (int freq = 0; freq <= 1; freq++) {
-        cfg_training t = tr_default();
+        cfg_training t = tr_toy(2);
         t.epochs = 4;
         t.fine_tuning_epochs = 1;
         cfg_pruning p = pr_default(PRUNE_MAGNITUDE, 0.6);
@@ -688,7 +646,7 @@ END_TEST
 START_TEST(test_quantized_weights_on_grid) {
     static toy_data td;
     toy_make(&td, 3);
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.epochs = 2;
     t.fine_tuning_epochs = 1;
     t.pruning_first = 0; /* P(Q(W)) */
@@ -740,7 +698,7 @@ END_TEST
 START_TEST(test_stage_sequence_and_callback) {
     static toy_data td;
     toy_make(&td, 4);
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.pretraining_epochs = 1;
     t.rounds = 2;
     t.epochs = 2;
@@ -813,7 +771,7 @@ START_TEST(test_rewind_restores_snapshot) {
     static toy_data td;
     toy_make(&td, 5);
     for (int mode = 0; mode < 2; mode++) {
-        cfg_training t = tr_default();
+        cfg_training t = tr_toy(2);
         t.pretraining_epochs = 1;
         t.rounds = 3;
         t.epochs = 2;
@@ -844,7 +802,7 @@ START_TEST(test_rewind_restores_snapshot) {
         free(snap);
     }
     /* Rewinding without a snapshot is a config error. */
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.rewind = REWIND_EVERY_ROUND;
     cfg_pruning p = pr_default(PRUNE_PDP, 0.5);
     cfg_quant q = q_default(0);
@@ -860,7 +818,7 @@ END_TEST
 START_TEST(test_every_round_rewind_moves_then_restores) {
     static toy_data td;
     toy_make(&td, 6);
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.rounds = 2;
     t.epochs = 2;
     t.save_weights_epoch = 0;
@@ -898,7 +856,7 @@ END_TEST
 START_TEST(test_disable_layer_and_nan) {
     static toy_data td;
     toy_make(&td, 7);
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.epochs = 2;
     cfg_pruning p = pr_default(PRUNE_MAGNITUDE, 0.5);
     char *dis[1] = {"dense1"};

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "compress/compress_internal.h"
 #include "nnlo/compress.h"
+#include "compress_fixtures.h"
 #include "testutil.h"
 
 /* ---- wanda math ------------------------------------------------------------- */
@@ -209,44 +210,6 @@ START_TEST(test_mdmm_gradient) {
 }
 END_TEST
 
-/* ---- a toy problem ----------------------------------------------------------- */
-
-enum { D = 8, C = 3, NTR = 480, NVA = 150 };
-
-typedef struct {
-    float xtr[NTR * D], xva[NVA * D];
-    int32_t ytr[NTR], yva[NVA];
-} toy_data;
-
-/* Three Gaussian blobs in 8 dimensions. */
-static void toy_make(toy_data *t, uint64_t seed) {
-    rng_t r;
-    rng_seed(&r, seed);
-    for (int s = 0; s < NTR + NVA; s++) {
-        int y = s % C;
-        float *x = s < NTR ? t->xtr + s * D : t->xva + (s - NTR) * D;
-        for (int d = 0; d < D; d++) x[d] = 0.7f * rng_normal(&r) + (d % C == y ? 1.5f : 0.0f);
-        if (s < NTR) t->ytr[s] = y;
-        else t->yva[s - NTR] = y;
-    }
-}
-
-static cfg_training tr_default(void) {
-    cfg_training t;
-    memset(&t, 0, sizeof t);
-    t.epochs = 2;
-    t.rounds = 1;
-    t.save_weights_epoch = -1;
-    t.rewind = REWIND_NEVER;
-    t.pruning_first = 1;
-    t.batch_size = 32;
-    t.optimizer = OPTIMIZER_ADAM;
-    t.learning_rate = 1e-2;
-    t.schedule = LR_CONSTANT;
-    t.gamma = 0.1;
-    return t;
-}
-
 /* The keys' defaults (docs/config.md) for the three methods. */
 static cfg_pruning pr_default(prune_method pm, double sparsity) {
     cfg_pruning p;
@@ -270,12 +233,6 @@ static cfg_pruning pr_default(prune_method pm, double sparsity) {
     p.scale_mode = MDMM_SCALE_MEAN;
     p.constraint_lr = 1e-3;
     return p;
-}
-
-static cfg_quant q_off(void) {
-    cfg_quant q;
-    memset(&q, 0, sizeof q);
-    return q;
 }
 
 typedef struct {
@@ -362,7 +319,7 @@ static double weff_sparsity(const net *n) {
 }
 
 START_TEST(test_bad_configs) {
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     cfg_quant q = q_off();
     cfg_layer ly[1];
     memset(ly, 0, sizeof ly);
@@ -428,7 +385,7 @@ START_TEST(test_conv_kernels) {
     sp[3].kind = LAYER_DENSE;
     snprintf(sp[3].name, sizeof sp[3].name, "out");
     sp[3].units = 2;
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     cfg_quant q = q_off();
     nl_error e = {0};
     for (int method = 0; method < 2; method++) {
@@ -484,7 +441,7 @@ END_TEST
  * batches 2, 3, 4 (ties to the higher index): {2, 3, 4, 7}. A window off by
  * one would keep {1, 2, 3, 7} or {3, 4, 5, 7}. */
 START_TEST(test_wanda_window) {
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     cfg_pruning p = pr_default(PRUNE_WANDA, 0.5);
     p.t_start_collecting_batch = 2;
     p.t_delta = 3;
@@ -519,7 +476,7 @@ START_TEST(test_wanda_trains) {
     /* channelwise without budgets (exact 6 of 8, 24 of 32 per unit),
      * layerwise with budgets (exact round(S N)), and 2:4. */
     for (int v = 0; v < 3; v++) {
-        cfg_training t = tr_default();
+        cfg_training t = tr_toy(2);
         t.pretraining_epochs = 2;
         t.epochs = 3;
         t.fine_tuning_epochs = 1;
@@ -562,7 +519,7 @@ END_TEST
 START_TEST(test_wanda_oneshot) {
     static toy_data td;
     toy_make(&td, 4);
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.pretraining_epochs = 3;
     t.epochs = 0;
     cfg_pruning p = pr_default(PRUNE_WANDA, 0.6);
@@ -610,7 +567,7 @@ START_TEST(test_wanda_oneshot) {
     /* fine-tuning with the one-shot masks */
     float keep0[8 * 32];
     memcpy(keep0, L0->mask, sizeof keep0);
-    cfg_training ft = tr_default();
+    cfg_training ft = tr_toy(2);
     ft.epochs = 0;
     ft.fine_tuning_epochs = 2;
     double acc2 = train(&n, &td, &ft, &tr);
@@ -626,7 +583,7 @@ END_TEST
 /* Windows batch by batch: t_start 1, t_delta 2 -> batch 0 idle, 1-2
  * collect (mask), 3 idle, 4-5 collect (mask from scratch). */
 START_TEST(test_clnp_window) {
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     cfg_pruning p = pr_default(PRUNE_ACTIVATION, 0);
     p.t_start_collecting_batch = 1;
     p.t_delta = 2;
@@ -662,7 +619,7 @@ END_TEST
 START_TEST(test_clnp_trains) {
     static toy_data td;
     toy_make(&td, 2);
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.pretraining_epochs = 1;
     t.epochs = 3;
     t.fine_tuning_epochs = 1;
@@ -696,7 +653,7 @@ END_TEST
 START_TEST(test_mdmm_trains) {
     static toy_data td;
     toy_make(&td, 3);
-    cfg_training t = tr_default();
+    cfg_training t = tr_toy(2);
     t.epochs = 25;
     t.fine_tuning_epochs = 2;
     t.schedule = LR_COSINE;
