@@ -12,6 +12,7 @@
 #include <string.h>
 #include "compress/compress_internal.h"
 #include "nnlo/compress.h"
+#include "compress_fixtures.h"
 #include "testutil.h"
 
 static float logitf_(double p) { return (float)log(p / (1.0 - p)); }
@@ -380,24 +381,6 @@ START_TEST(test_autosparse_gradient) {
 }
 END_TEST
 
-/* ---- the methods in the compress object ------------------------------------- */
-
-static cfg_training tr_default(int epochs) {
-    cfg_training t;
-    memset(&t, 0, sizeof t);
-    t.epochs = epochs;
-    t.rounds = 1;
-    t.save_weights_epoch = -1;
-    t.rewind = REWIND_NEVER;
-    t.pruning_first = 1;
-    t.batch_size = 32;
-    t.optimizer = OPTIMIZER_ADAM;
-    t.learning_rate = 1e-2;
-    t.schedule = LR_CONSTANT;
-    t.gamma = 0.1;
-    return t;
-}
-
 static cfg_pruning pr_default(prune_method pm) {
     cfg_pruning p;
     memset(&p, 0, sizeof p);
@@ -411,32 +394,6 @@ static cfg_pruning pr_default(prune_method pm) {
     p.max_pruning_pct = 0.99;
     p.alpha_reset_epoch = 90;
     return p;
-}
-
-static cfg_quant q_off(void) {
-    cfg_quant q;
-    memset(&q, 0, sizeof q);
-    return q;
-}
-
-enum { D = 8, C = 3, NTR = 480, NVA = 150 };
-
-typedef struct {
-    float xtr[NTR * D], xva[NVA * D];
-    int32_t ytr[NTR], yva[NVA];
-} toy_data;
-
-/* Three Gaussian blobs in 8 dimensions. */
-static void toy_make(toy_data *t, uint64_t seed) {
-    rng_t r;
-    rng_seed(&r, seed);
-    for (int s = 0; s < NTR + NVA; s++) {
-        int y = s % C;
-        float *x = s < NTR ? t->xtr + s * D : t->xva + (s - NTR) * D;
-        for (int d = 0; d < D; d++) x[d] = 0.7f * rng_normal(&r) + (d % C == y ? 1.5f : 0.0f);
-        if (s < NTR) t->ytr[s] = y;
-        else t->yva[s - NTR] = y;
-    }
 }
 
 typedef struct {
@@ -568,7 +525,7 @@ START_TEST(test_plan_segments) {
         free(lens);
     }
     /* A model without the segments is refused with the segment's name. */
-    cfg_training t = tr_default(1);
+    cfg_training t = tr_toy(1);
     cfg_pruning p = pr_default(PRUNE_DST);
     layer_spec one;
     memset(&one, 0, sizeof one);
@@ -579,6 +536,11 @@ START_TEST(test_plan_segments) {
     ck_assert_ptr_nonnull(m);
     ck_assert_ptr_null(compress_create(m, &p, &q, &t, &e));
     ck_assert_msg(strstr(e.msg, "'fc/dst_threshold'"), "%s", e.msg);
+    /* autosparse's backward_sparsity is refused before any segment lookup */
+    p = pr_default(PRUNE_AUTOSPARSE);
+    p.backward_sparsity = 1;
+    ck_assert_ptr_null(compress_create(m, &p, &q, &t, &e));
+    ck_assert_msg(strstr(e.msg, "backward_sparsity: true is refused"), "%s", e.msg);
     model_free(m);
 }
 END_TEST
@@ -586,7 +548,7 @@ END_TEST
 /* The whole hook chain for CS (one Dense, s and the L1 term) against
  * central differences of data loss + extra loss over W and s. */
 START_TEST(test_cs_hook_chain_gradient) {
-    cfg_training t = tr_default(3);
+    cfg_training t = tr_toy(3);
     cfg_pruning p = pr_default(PRUNE_CS);
     p.threshold_decay = 0.05;
     p.threshold_init = 0.2;
@@ -650,7 +612,7 @@ END_TEST
 
 /* Beta schedule over epochs, the round reset and the hard mask at freeze. */
 START_TEST(test_cs_schedule_and_rounds) {
-    cfg_training t = tr_default(3);
+    cfg_training t = tr_toy(3);
     cfg_pruning p = pr_default(PRUNE_CS);
     p.final_temp = 100;
     p.threshold_init = 0.5;
@@ -689,7 +651,7 @@ END_TEST
 /* DST in the compress object: the max_pruning_pct reset, the clamp guard,
  * and that the hook chain's threshold gradient is the pure function's. */
 START_TEST(test_dst_reset_and_guard) {
-    cfg_training t = tr_default(2);
+    cfg_training t = tr_toy(2);
     cfg_pruning p = pr_default(PRUNE_DST);
     p.max_pruning_pct = 0.9;
     p.alpha = 0.01;
@@ -743,7 +705,7 @@ END_TEST
 /* AutoSparse: alpha per epoch through epoch_begin; freeze folds the
  * shrinkage into W so the frozen layer computes what the trained one did. */
 START_TEST(test_autosparse_hooks_and_fold) {
-    cfg_training t = tr_default(10);
+    cfg_training t = tr_toy(10);
     cfg_pruning p = pr_default(PRUNE_AUTOSPARSE);
     p.threshold_init = -1.5;  /* sigmoid = 0.18: prunes part of the kernel */
     net n;
@@ -809,7 +771,7 @@ static run_result train_toy(const cfg_pruning *p, const cfg_training *t, int hid
 }
 
 START_TEST(test_cs_trains) {
-    cfg_training t = tr_default(4);
+    cfg_training t = tr_toy(4);
     t.rounds = 2;
     t.fine_tuning_epochs = 2;
     cfg_pruning p = pr_default(PRUNE_CS);
@@ -822,7 +784,7 @@ START_TEST(test_cs_trains) {
 END_TEST
 
 START_TEST(test_dst_trains) {
-    cfg_training t = tr_default(8);
+    cfg_training t = tr_toy(8);
     cfg_pruning p = pr_default(PRUNE_DST);
     p.alpha = 0.2;
     run_result r = train_toy(&p, &t, 16, 111);
@@ -833,7 +795,7 @@ START_TEST(test_dst_trains) {
 END_TEST
 
 START_TEST(test_autosparse_trains) {
-    cfg_training t = tr_default(8);
+    cfg_training t = tr_toy(8);
     cfg_pruning p = pr_default(PRUNE_AUTOSPARSE);
     p.threshold_init = 1.0;
     run_result r = train_toy(&p, &t, 16, 121);

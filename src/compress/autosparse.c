@@ -105,13 +105,7 @@ static void as_free(compress *c) {
 
 static void as_reset_T(compress *c) {
     as_state *s = c->state;
-    for (int l = 0; l < c->n_layers; l++) {
-        if (s->off[l] < 0) continue;
-        const cl_layer *L = &c->layers[l];
-        float *T = c->m->params + s->off[l];
-        long nT = sparse_n_thresholds(c->p.threshold_type, L->in, L->out);
-        for (long k = 0; k < nT; k++) T[k] = (float)c->p.threshold_init;
-    }
+    sparse_reset_thresholds(c, s->off);
     s->alpha = c->p.alpha;
 }
 
@@ -121,10 +115,13 @@ static nl_status as_init(compress *c, nl_error *e) {
                       "pruning_method autosparse: alpha must be >= 0 (got %g) and threshold_init "
                       "finite (got %g)",
                       c->p.alpha, c->p.threshold_init);
+    /* PQuant's backward_sparsity drops a fixed 50 % of the gradients,
+     * whatever the config says; we refuse it rather than copy a hard-coded
+     * number (docs/methods/autosparse.md). */
     if (c->p.backward_sparsity)
         return nl_err(e, NL_ERR_CONFIG,
-                      "pruning_method autosparse: backward_sparsity: true is not implemented; "
-                      "set it to false");
+                      "pruning_method autosparse: backward_sparsity: true is refused (PQuant prunes "
+                      "a hard-coded 50 %% of the gradients there); set it to false");
     as_state *s = calloc(1, sizeof *s);
     if (!s) return nl_err(e, NL_ERR_NOMEM, "autosparse: out of memory");
     c->state = s;

@@ -176,6 +176,9 @@ nl_status sparse_plan(const layer_spec *specs, int n_specs, int in_size, const c
  * NL_ERR_INVALID naming the segment when the model lacks it. */
 nl_status sparse_find_segments(compress *c, const char *suffix, int per_weight, long *off,
                                nl_error *e);
+/* Every threshold segment found by sparse_find_segments (off[li] >= 0,
+ * sparse_n_thresholds values each) back to threshold_init. */
+void sparse_reset_thresholds(compress *c, const long *off);
 
 /* CS: c = 1 / sigmoid(s0) = 1 + exp(-s0); beta's factor per epoch
  * final_temp^(1/(E-1)) (final_temp when E <= 1). */

@@ -88,6 +88,16 @@ nl_status sparse_find_segments(compress *c, const char *suffix, int per_weight, 
     return NL_OK;
 }
 
+void sparse_reset_thresholds(compress *c, const long *off) {
+    for (int li = 0; li < c->n_layers; li++) {
+        if (off[li] < 0) continue;
+        const cl_layer *L = &c->layers[li];
+        float *T = c->m->params + off[li];
+        long nT = sparse_n_thresholds(c->p.threshold_type, L->in, L->out);
+        for (long k = 0; k < nT; k++) T[k] = (float)c->p.threshold_init;
+    }
+}
+
 /* ---- pure math ------------------------------------------------------------ */
 
 static float sigmoidf_(float z) {

@@ -105,14 +105,7 @@ static void dst_free(compress *c) {
 }
 
 static void dst_reset_T(compress *c) {
-    dst_state *s = c->state;
-    for (int l = 0; l < c->n_layers; l++) {
-        if (s->off[l] < 0) continue;
-        const cl_layer *L = &c->layers[l];
-        float *T = c->m->params + s->off[l];
-        long nT = sparse_n_thresholds(c->p.threshold_type, L->in, L->out);
-        for (long k = 0; k < nT; k++) T[k] = (float)c->p.threshold_init;
-    }
+    sparse_reset_thresholds(c, ((dst_state *)c->state)->off);
 }
 
 static nl_status dst_init(compress *c, nl_error *e) {
