@@ -8,8 +8,10 @@
  * weight is pruned). Backward: straight-through for x inside the range;
  * dq/df = ln2 (x - q) (surrogate: the error shrinks by 2 per bit);
  * clipped values give dq/di = ln2 q (the bound 2^i moves with i).
- * Loss: beta * sum_j bits_in * width_j (EBOPs with widths, differentiable
- * through the rounding by STE) + gamma * sum_g (i_g + f_g).
+ * Loss: beta * sum_j bits_in * positions * width_j (EBOPs with widths,
+ * differentiable through the rounding by STE; positions = output pixels of
+ * a conv, 1 for Dense) + gamma * sum_g (i_g + f_g). Any kernel layer
+ * (Dense, Conv1D, Conv2D) has segments; the others pass through.
  * Deliberately not: trainable data (activation) bits: data formats are
  * static here. No allocation in the hooks. */
 #include <math.h>
@@ -35,39 +37,46 @@ static void group_bits(const compress *c, const cq_tensor *t, long g, int *i, in
     *f = iround(c->m->params[t->f_off + g], -24, 24 - t->spec.k - *i);
 }
 
+/* Appends one segment name/length pair; the arrays grow by one. */
+static nl_status plan_push(char ***names, long **lens, int *n, const char *layer, int k, long len,
+                           nl_error *e) {
+    char **nn2 = realloc(*names, (size_t)(*n + 1) * sizeof *nn2);
+    if (!nn2) return nl_err(e, NL_ERR_NOMEM, "HGQ plan: out of memory");
+    *names = nn2;
+    long *ll = realloc(*lens, (size_t)(*n + 1) * sizeof *ll);
+    if (!ll) return nl_err(e, NL_ERR_NOMEM, "HGQ plan: out of memory");
+    *lens = ll;
+    char buf[96];
+    snprintf(buf, sizeof buf, "%.60s/%s", layer, seg_suffix[k]);
+    (*names)[*n] = str_dup(buf);
+    if (!(*names)[*n]) return nl_err(e, NL_ERR_NOMEM, "HGQ plan: out of memory");
+    (*lens)[*n] = len;
+    (*n)++;
+    return NL_OK;
+}
+
 nl_status cq_plan(const layer_spec *specs, int n_specs, int in_size, const cfg_quant *q,
                   char ***names, long **lens, int *n, nl_error *e) {
-    int size = in_size;
-    for (int j = 0; j < n_specs; j++) {
-        const layer_spec *s = &specs[j];
-        if (s->kind == LAYER_RELU || s->kind == LAYER_QUANT) continue;
-        if (s->kind != LAYER_DENSE)
-            return nl_err(e, NL_ERR_CONFIG,
-                          "use_high_granularity_quantization: layer '%s' is not Dense; HGQ "
-                          "supports Dense/ReLU models so far (turn HGQ off for this model)",
-                          s->name);
-        long nw = (long)size * s->units;
+    /* Kernel shapes after every shape rule of nn (conv, pooling, flatten,
+     * input_shape) from a throw-away model of batch 1, as sparse_plan does:
+     * the same specs give the same layers in compress_create. */
+    model *tm = model_create(specs, n_specs, in_size, 1, NULL, NULL, 0, e);
+    if (!tm) return e && e->code != NL_OK ? e->code : NL_ERR_INVALID;
+    nl_status st = NL_OK;
+    for (int l = 0; l < tm->n_layers && st == NL_OK; l++) {
+        const layer *L = &tm->layers[l];
+        if (!layer_has_kernel((int)L->kind)) continue; /* no weights: passes through */
+        long rows = layer_kernel_rows(L), cols = layer_kernel_cols(L);
         int het = q->hgq_heterogeneous;
-        long gw = het ? (q->granularity == GRAN_PER_CHANNEL ? s->units : nw) : 1;
-        long gb = het ? s->units : 1;
+        /* groups as cq_init makes them: per weight, per output channel, per tensor */
+        long gw = het ? (q->granularity == GRAN_PER_CHANNEL ? cols : rows * cols) : 1;
+        long gb = het ? cols : 1;
         long add[4] = {gw, gw, gb, gb};
-        char **nn2 = realloc(*names, (size_t)(*n + 4) * sizeof *nn2);
-        if (!nn2) return nl_err(e, NL_ERR_NOMEM, "HGQ plan: out of memory");
-        *names = nn2;
-        long *ll = realloc(*lens, (size_t)(*n + 4) * sizeof *ll);
-        if (!ll) return nl_err(e, NL_ERR_NOMEM, "HGQ plan: out of memory");
-        *lens = ll;
-        for (int k = 0; k < 4; k++) {
-            char buf[96];
-            snprintf(buf, sizeof buf, "%.60s/%s", s->name, seg_suffix[k]);
-            (*names)[*n] = str_dup(buf);
-            if (!(*names)[*n]) return nl_err(e, NL_ERR_NOMEM, "HGQ plan: out of memory");
-            (*lens)[*n] = add[k];
-            (*n)++;
-        }
-        size = s->units;
+        for (int k = 0; k < 4 && st == NL_OK; k++)
+            st = plan_push(names, lens, n, L->name, k, add[k], e);
     }
-    return NL_OK;
+    model_free(tm);
+    return st;
 }
 
 nl_status hgq_init(compress *c, nl_error *e) {
@@ -154,7 +163,8 @@ float hgq_loss(compress *c) {
     for (int li = 0; li < c->n_layers; li++) {
         cl_layer *L = &c->layers[li];
         cq_layer *Q = &c->quant->layers[li];
-        double in_bits = cm_input_bits(c, L);
+        /* a conv weight multiplies once per output position (as the report) */
+        double in_bits = cm_input_bits(c, L) * (double)layer_positions(&m->layers[L->layer]);
         cq_tensor *t = &Q->w;
         float *gf = m->grads + t->f_off, *gi = m->grads + t->i_off;
         long last = -1;

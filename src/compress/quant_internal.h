@@ -74,7 +74,10 @@ void cq_dynamic_bits(const fixed_spec *s, double absmax, int *i, int *f);
 nl_status cq_model_specs(layer_spec **s, int *n, const cfg_quant *q, nl_error *e);
 
 /* HGQ segments "<layer>/hgq_wf", "<layer>/hgq_wi", "<layer>/hgq_bf",
- * "<layer>/hgq_bi" appended to names/lens (malloc'd, grown). */
+ * "<layer>/hgq_bi" of every kernel layer (Dense, Conv1D, Conv2D; sizes from
+ * a throw-away model_create of the specs, so conv/pool/flatten shapes are
+ * nn's own) appended to names/lens (malloc'd, grown). Other layers have
+ * none. Errors of model_create are returned as they are. */
 nl_status cq_plan(const layer_spec *specs, int n_specs, int in_size, const cfg_quant *q,
                   char ***names, long **lens, int *n, nl_error *e);
 
@@ -91,7 +94,10 @@ void hgq_forward(compress *c, const cq_tensor *t, const float *x, float *q, unsi
                  fixed_spec *uni);
 void hgq_backward(compress *c, const cq_tensor *t, const float *x, const float *q,
                   const unsigned char *inr, float *g);
-/* beta * EBOPs(widths) + gamma * sum(i + f), gradients into the segments. */
+/* beta * EBOPs(widths) + gamma * sum(i + f), gradients into the segments.
+ * EBOPs(widths) = sum over kept weights with bits of input bits x
+ * (k + i + f) x output positions (conv: out_h out_w; Dense: 1), the
+ * compress report's EBOPs with the width in place of the bit span. */
 float hgq_loss(compress *c);
 
 /* ---- distillation (distill.c) ---------------------------------------------- */
