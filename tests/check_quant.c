@@ -3,11 +3,12 @@
  *
  * Hand-computed per_tensor / per_channel / per_weight quantization,
  * layer_specific overrides through the real YAML parser, a bit-exact
- * comparison of the float forward of quantized models with an int64
- * fixed-point reference (every rounding and overflow mode), HGQ's
- * surrogate gradients, zero-bit pruning and losses by hand, the
- * distillation loss against central differences, and a student that learns
- * more from a teacher than alone. */
+ * comparison of the float forward of quantized models (Dense and Conv)
+ * with an int64 fixed-point reference (every rounding and overflow mode),
+ * HGQ's surrogate gradients, zero-bit pruning and losses by hand, HGQ on
+ * conv models (segments, EBOPs against the report, gradients against
+ * central differences, training), the distillation loss against central
+ * differences, and a student that learns more from a teacher than alone. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "compress/quant_internal.h"
 #include "nnlo/compress.h"
 #include "nnlo/config.h"
+#include "compress_fixtures.h"
 #include "testutil.h"
 
 static fixed_spec fxm(int k, int i, int f, fx_overflow o, fx_round r) {
@@ -297,15 +299,19 @@ static int64_t ref_requant(int64_t a, int F, const fixed_spec *s) {
     return (int64_t)v;
 }
 
-/* The int64 reference forward of a Dense/ReLU/QUANT chain for one sample:
- * values are integers a at scale F (value a 2^-F); Dense multiplies exactly
- * and aligns the bias; ReLU is max(a, 0); QUANT requantizes with
+/* The int64 reference forward of a Dense/Conv/ReLU/QUANT/MaxPool/Flatten
+ * chain for one sample: values are integers a at scale F (value a 2^-F);
+ * Dense and Conv (channels-last, the kernel (kh, kw, cin, cout) as nn.h
+ * says, zero padding) multiply exactly and align the bias; ReLU is
+ * max(a, 0); MaxPool compares integers over the in-range window; Flatten
+ * and Dropout (evaluation) leave the data alone; QUANT requantizes with
  * ref_requant. Weights come from weff at the formats compress reports
  * (asserted exact). Returns the outputs as doubles in out. */
 static void ref_forward(const model *m, const compress *c, const float *x, double *out) {
-    enum { MAXW = 256 };
+    enum { MAXW = 1024 };
     int64_t a[MAXW], b2[MAXW];
     int F = 40, n = m->in_size;
+    ck_assert(n <= MAXW);
     for (int i = 0; i < n; i++) {
         double xs = ldexp((double)x[i], F);
         ck_assert(xs == floor(xs) && fabs(xs) < 0x1p62);
@@ -313,33 +319,76 @@ static void ref_forward(const model *m, const compress *c, const float *x, doubl
     }
     for (int l = 0; l < m->n_layers; l++) {
         const layer *L = &m->layers[l];
-        if (L->kind == LAYER_QUANT) {
+        int kind = (int)L->kind;
+        const conv_geom *g = &L->geom;
+        ck_assert(L->out_size <= MAXW);
+        if (kind == LAYER_QUANT) {
             for (int i = 0; i < n; i++) a[i] = ref_requant(a[i], F, &L->quant);
             F = L->quant.f;
-        } else if (L->kind == LAYER_RELU) {
+        } else if (kind == LAYER_RELU) {
             for (int i = 0; i < n; i++) a[i] = a[i] > 0 ? a[i] : 0;
+        } else if (kind == LAYER_FLATTEN || kind == LAYER_DROPOUT) {
+            continue;
+        } else if (kind == LAYER_MAXPOOL1D || kind == LAYER_MAXPOOL2D) {
+            for (int oy = 0; oy < g->oh; oy++)
+                for (int ox = 0; ox < g->ow; ox++)
+                    for (int ch = 0; ch < g->c; ch++) {
+                        int64_t best = INT64_MIN;
+                        for (int ky = 0; ky < g->kh; ky++)
+                            for (int kx = 0; kx < g->kw; kx++) {
+                                int iy = oy * g->sh - g->pt + ky, ix = ox * g->sw - g->pl + kx;
+                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                                int64_t v = a[((long)iy * g->w + ix) * g->c + ch];
+                                if (v > best) best = v;
+                            }
+                        b2[((long)oy * g->ow + ox) * g->c + ch] = best;
+                    }
+            n = L->out_size;
+            memcpy(a, b2, (size_t)n * sizeof *a);
         } else {
-            ck_assert_int_eq(L->kind, LAYER_DENSE);
+            ck_assert_msg(layer_has_kernel(kind), "reference: layer %s of kind %d", L->name, kind);
+            int conv = kind != LAYER_DENSE;
+            int cols = layer_kernel_cols(L);
             fixed_spec ws, bs;
             compress_layer_formats(c, l, &ws, &bs, NULL, NULL);
             int Fo = F + ws.f > bs.f ? F + ws.f : bs.f;
-            ck_assert(L->out_size <= MAXW && Fo - F - ws.f < 40 && Fo - bs.f < 40);
-            for (int o = 0; o < L->out_size; o++) {
-                int64_t acc = 0;
-                for (int i = 0; i < n; i++) {
-                    float wv = m->weff[L->w_off + (long)i * L->out_size + o];
-                    int64_t wi = fixed_to_int(&ws, wv);
-                    ck_assert(ldexp((double)wi, -ws.f) == (double)wv);
-                    acc += a[i] * wi;
+            ck_assert(Fo - F - ws.f < 40 && Fo - bs.f < 40);
+            long P = conv ? (long)g->oh * g->ow : 1;
+            for (long pos = 0; pos < P; pos++)
+                for (int o = 0; o < cols; o++) {
+                    int64_t acc = 0;
+                    if (!conv) {
+                        for (int i = 0; i < n; i++) {
+                            float wv = m->weff[L->w_off + (long)i * cols + o];
+                            int64_t wi = fixed_to_int(&ws, wv);
+                            ck_assert(ldexp((double)wi, -ws.f) == (double)wv);
+                            acc += a[i] * wi;
+                        }
+                    } else {
+                        int oy = (int)(pos / g->ow), ox = (int)(pos % g->ow);
+                        for (int ky = 0; ky < g->kh; ky++)
+                            for (int kx = 0; kx < g->kw; kx++) {
+                                int iy = oy * g->sh - g->pt + ky, ix = ox * g->sw - g->pl + kx;
+                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                                for (int ci = 0; ci < g->c; ci++) {
+                                    long r = ((long)ky * g->kw + kx) * g->c + ci;
+                                    float wv = m->weff[L->w_off + r * cols + o];
+                                    int64_t wi = fixed_to_int(&ws, wv);
+                                    ck_assert(ldexp((double)wi, -ws.f) == (double)wv);
+                                    acc += a[((long)iy * g->w + ix) * g->c + ci] * wi;
+                                }
+                            }
+                    }
+                    float bv = m->weff[L->b_off + o];
+                    int64_t bi = fixed_to_int(&bs, bv);
+                    ck_assert(ldexp((double)bi, -bs.f) == (double)bv);
+                    int64_t v = acc * ((int64_t)1 << (Fo - F - ws.f)) +
+                                bi * ((int64_t)1 << (Fo - bs.f));
+                    /* float32 is exact while every partial sum fits 24 bits */
+                    ck_assert_msg(llabs(v) < (1LL << 24), "layer %s: accumulator %lld is wider "
+                                  "than float's 24 bits", L->name, (long long)v);
+                    b2[pos * cols + o] = v;
                 }
-                float bv = m->weff[L->b_off + o];
-                int64_t bi = fixed_to_int(&bs, bv);
-                ck_assert(ldexp((double)bi, -bs.f) == (double)bv);
-                b2[o] = acc * ((int64_t)1 << (Fo - F - ws.f)) + bi * ((int64_t)1 << (Fo - bs.f));
-                /* float32 is exact while every partial sum fits 24 bits */
-                ck_assert_msg(llabs(b2[o]) < (1LL << 24), "layer %s: accumulator %lld is wider "
-                              "than float's 24 bits", L->name, (long long)b2[o]);
-            }
             n = L->out_size;
             memcpy(a, b2, (size_t)n * sizeof *a);
             F = Fo;
@@ -357,7 +406,7 @@ static void check_bit_exact(model *m, compress *c, int B, float scale, uint64_t 
     for (long j = 0; j < (long)B * m->in_size; j++) /* on a 2^-20 grid: exact at F = 40 */
         x[j] = (float)ldexp(nearbyint(ldexp(scale * rng_normal(&r), 20)), -20);
     const float *y = model_forward(m, x, B);
-    double ref[256];
+    double ref[1024];
     long mism = 0;
     for (int bb = 0; bb < B; bb++) {
         ref_forward(m, c, x + (long)bb * m->in_size, ref);
@@ -594,6 +643,432 @@ START_TEST(test_hgq_trains_bits_down) {
 }
 END_TEST
 
+/* ---- HGQ on convolutional models ------------------------------------------------ */
+
+/* A model of the given specs created as the worker does (compress_plan_all_params,
+ * then compress_create); pruning off, Q(P(W)). */
+static void net_make(one *o, const layer_spec *s, int ns, int in_size, int max_batch,
+                     const cfg_quant *q) {
+    nl_error e = {0};
+    char **names; long *lens; int n;
+    cfg_pruning p = pr_off();
+    ck_assert_msg(compress_plan_all_params(s, ns, in_size, &p, q, &names, &lens, &n, &e) == NL_OK,
+                  "%s", e.msg);
+    o->m = model_create(s, ns, in_size, max_batch, (const char *const *)names, lens, n, &e);
+    ck_assert_msg(o->m != NULL, "%s", e.msg);
+    for (int j = 0; j < n; j++) free(names[j]);
+    free(names);
+    free(lens);
+    cfg_training t = tr_default();
+    o->c = compress_create(o->m, &p, q, &t, &e);
+    ck_assert_msg(o->c != NULL, "%s", e.msg);
+}
+
+static layer_spec sp_kind(int kind, const char *name) {
+    layer_spec s;
+    memset(&s, 0, sizeof s);
+    s.kind = (layer_kind)kind;
+    if (name) snprintf(s.name, sizeof s.name, "%s", name);
+    return s;
+}
+static layer_spec sp_quant(const char *name, fixed_spec f) {
+    layer_spec s = sp_kind(LAYER_QUANT, name);
+    s.quant = f;
+    return s;
+}
+static layer_spec sp_conv(int kind, const char *name, int filters, int kh, int kw) {
+    layer_spec s = sp_kind(kind, name);
+    s.filters = filters;
+    s.kernel[0] = kh;
+    s.kernel[1] = kw;
+    return s;
+}
+static layer_spec sp_pool(int kind, int ph, int pw) {
+    layer_spec s = sp_kind(kind, NULL);
+    s.pool[0] = ph;
+    s.pool[1] = pw;
+    return s;
+}
+static layer_spec sp_dense(const char *name, int units) {
+    layer_spec s = sp_kind(LAYER_DENSE, name);
+    s.units = units;
+    return s;
+}
+
+/* Segments for every kernel layer, sized from nn's shapes (through
+ * BatchNorm, pooling, Dropout and Flatten); other layers have none. */
+START_TEST(test_hgq_conv_plan) {
+    layer_spec s[9];
+    s[0] = sp_quant("in", fx(1, 2, 4));
+    s[0].in_shape[0] = 6; s[0].in_shape[1] = 6; s[0].in_shape[2] = 2;
+    s[1] = sp_conv(LAYER_CONV2D, "conv", 3, 3, 3);           /* 4x4x3, kernel (18, 3) */
+    s[2] = sp_kind(LAYER_RELU, NULL);
+    s[3] = sp_kind(LAYER_BATCHNORM, "bn");
+    s[3].momentum = 0.9f; s[3].epsilon = 1e-3f;
+    s[4] = sp_pool(LAYER_MAXPOOL2D, 2, 2);                    /* 2x2x3 */
+    s[5] = sp_kind(LAYER_DROPOUT, NULL);
+    s[5].rate = 0.25f;
+    s[6] = sp_kind(LAYER_FLATTEN, NULL);                      /* 12 */
+    s[7] = sp_quant("fc_in", fx(0, 2, 4));
+    s[8] = sp_dense("fc", 4);                                 /* kernel (12, 4) */
+    cfg_quant q = q_on(fx(1, 0, 7), fx(1, 3, 4));
+    q.use_hgq = 1;
+    const char *names[8] = {"conv/hgq_wf", "conv/hgq_wi", "conv/hgq_bf", "conv/hgq_bi",
+                            "fc/hgq_wf",   "fc/hgq_wi",   "fc/hgq_bf",   "fc/hgq_bi"};
+    const long per_weight[8] = {54, 54, 3, 3, 48, 48, 4, 4};
+    const long per_channel[8] = {3, 3, 3, 3, 4, 4, 4, 4};
+    const long per_tensor[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    const long *expect[3] = {per_weight, per_channel, per_tensor};
+    for (int v = 0; v < 3; v++) {
+        q.granularity = v == 1 ? GRAN_PER_CHANNEL : GRAN_PER_WEIGHT;
+        q.hgq_heterogeneous = v < 2;
+        nl_error e = {0};
+        char **nm; long *ln; int n;
+        cfg_pruning p = pr_off();
+        ck_assert_msg(compress_plan_all_params(s, 9, 72, &p, &q, &nm, &ln, &n, &e) == NL_OK, "%s",
+                      e.msg);
+        ck_assert_int_eq(n, 8);
+        for (int j = 0; j < 8; j++) {
+            ck_assert_str_eq(nm[j], names[j]);
+            ck_assert_msg(ln[j] == expect[v][j], "variant %d, %s: %ld values, expected %ld", v,
+                          nm[j], ln[j], expect[v][j]);
+            free(nm[j]);
+        }
+        free(nm);
+        free(ln);
+        /* compress_create finds them and the forward pass runs */
+        one o;
+        net_make(&o, s, 9, 72, 4, &q);
+        train_hooks h = compress_hooks(o.c);
+        h.pre_forward(h.ctx, o.m);
+        const param_view *vf = model_find_view(o.m, "conv/hgq_wf");
+        ck_assert(vf && o.m->params[vf->off] == 7.0f);
+        one_free(&o);
+    }
+    /* a geometry nn refuses: its error comes back */
+    s[1].kernel[0] = s[1].kernel[1] = 7;
+    nl_error e = {0};
+    char **nm; long *ln; int n;
+    cfg_pruning p = pr_off();
+    ck_assert_int_ne(compress_plan_all_params(s, 9, 72, &p, &q, &nm, &ln, &n, &e), NL_OK);
+    ck_assert_msg(strstr(e.msg, "conv") != NULL, "%s", e.msg);
+}
+END_TEST
+
+/* The EBOPs part of the HGQ loss on a conv layer equals the reported EBOPs:
+ * unsigned weights 2^i - 2^-f (every bit set, so the bit span is the width
+ * i + f), 4-bit inputs, 16 output positions, a zero-bit weight. */
+START_TEST(test_hgq_conv_ebops) {
+    layer_spec s[5];
+    s[0] = sp_quant("in", fx(0, 2, 2)); /* 4 bits */
+    s[0].in_shape[0] = 5; s[0].in_shape[1] = 5; s[0].in_shape[2] = 1;
+    s[1] = sp_conv(LAYER_CONV2D, "conv", 2, 2, 2); /* 4x4x2: 16 positions, kernel (4, 2) */
+    s[2] = sp_kind(LAYER_FLATTEN, NULL);           /* 32 */
+    s[3] = sp_quant("fc_in", fx(0, 3, 1));         /* 4 bits */
+    s[4] = sp_dense("fc", 1);
+    cfg_quant q = q_on(fx(0, 0, 7), fx(0, 2, 2));
+    q.use_hgq = 1;
+    q.granularity = GRAN_PER_WEIGHT;
+    q.hgq_beta = 1e-3;
+    q.hgq_gamma = 0;
+    one o;
+    net_make(&o, s, 5, 25, 4, &q);
+    model *m = o.m;
+    const param_view *k = model_find_view(m, "conv/kernel");
+    const param_view *vf = model_find_view(m, "conv/hgq_wf"), *vi = model_find_view(m, "conv/hgq_wi");
+    /* (i, f) per weight; widths 3 3 2 2 0 2 1 4 = 17 */
+    const float ci[8] = {1, 0, 2, -1, 0, 1, 0, 2}, cf[8] = {2, 3, 0, 3, 0, 1, 1, 2};
+    for (int j = 0; j < 8; j++) {
+        m->params[vi->off + j] = ci[j];
+        m->params[vf->off + j] = cf[j];
+        m->params[k->off + j] = (float)(ldexp(1, (int)ci[j]) - ldexp(1, -(int)cf[j]));
+    }
+    m->params[k->off + 4] = 0.6f; /* no bits: q = 0, pruned */
+    const param_view *fk = model_find_view(m, "fc/kernel");
+    const param_view *ff = model_find_view(m, "fc/hgq_wf"), *fi = model_find_view(m, "fc/hgq_wi");
+    for (int j = 0; j < 32; j++) {
+        m->params[fi->off + j] = 0;
+        m->params[ff->off + j] = 1;
+        m->params[fk->off + j] = 0.5f; /* width 1 */
+    }
+    train_hooks h = compress_hooks(o.c);
+    h.pre_forward(h.ctx, m);
+    ck_assert(m->weff[k->off + 4] == 0.0f && m->weff[k->off + 7] == 3.75f);
+    compress_report rep;
+    nl_error e = {0};
+    ck_assert_int_eq(compress_report_get(o.c, &rep, &e), NL_OK);
+    /* conv: 4 bits x 17 x 16 positions; fc: 4 bits x 32 x 1 */
+    ck_assert_msg(rep.layers[0].ebops == 1088.0, "conv EBOPs %.9g", rep.layers[0].ebops);
+    ck_assert_msg(rep.layers[1].ebops == 128.0, "fc EBOPs %.9g", rep.layers[1].ebops);
+    ck_assert_int_eq(rep.layers[0].remaining, 7); /* the zero-bit weight counts as pruned */
+    ck_assert(fabs(rep.layers[0].sparsity - 0.125) < 1e-12);
+    ck_assert(fabs(rep.layers[0].bits_mean - 17 / 7.0) < 1e-12);
+    o.c->stage = STAGE_MAIN;
+    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    double lb = hgq_loss(o.c);
+    ck_assert_msg(fabs(lb / 1e-3 - rep.ebops) < 1e-6 * rep.ebops,
+                  "HGQ loss / beta %.9g vs reported EBOPs %.9g", lb / 1e-3, rep.ebops);
+    ck_assert(rep.ebops == 1216.0);
+    /* d/df of a kept conv weight: beta x 4 bits x 16 positions; pruned: 0 */
+    ck_assert(fabsf(m->grads[vf->off] - (float)(1e-3 * 64)) < 1e-9f);
+    ck_assert(fabsf(m->grads[vi->off + 7] - (float)(1e-3 * 64)) < 1e-9f);
+    ck_assert(m->grads[vf->off + 4] == 0.0f);
+    ck_assert(fabsf(m->grads[ff->off + 5] - (float)(1e-3 * 4)) < 1e-9f);
+    compress_report_free(&rep);
+    one_free(&o);
+}
+END_TEST
+
+/* Mean softmax cross-entropy in double (the numeric side of the check). */
+static double xent_d(const float *z, const int32_t *y, int B, int C2) {
+    double s = 0;
+    for (int b = 0; b < B; b++) {
+        const float *r = z + (long)b * C2;
+        double mx = r[0], se = 0;
+        for (int j = 1; j < C2; j++) if (r[j] > mx) mx = r[j];
+        for (int j = 0; j < C2; j++) se += exp((double)r[j] - mx);
+        s += log(se) + mx - r[y[b]];
+    }
+    return s / B;
+}
+
+/* The surrogate, written as a function of (f, i) of group g around the
+ * current state: in range q = x - (x - q0) 2^-(f - f0) (the error halves
+ * per bit), clipped q = q0 2^(i - i0) (the bound scales with 2^i), no
+ * bits q = ln2 x ((f - f0) + (i - i0)). Its derivative at the current
+ * point is what hgq_backward claims. */
+static void relax_group(const cq_tensor *t, long g, const float *x, const float *q0,
+                        const unsigned char *inr, double df, double di, float *q) {
+    for (long j = 0; j < t->n; j++) {
+        if (cq_group(t, j) != g) continue;
+        if (inr[j] == 1) q[j] = (float)(x[j] - (x[j] - (double)q0[j]) * exp2(-df));
+        else if (inr[j] == 0) q[j] = (float)(q0[j] * exp2(di));
+        else q[j] = (float)(log(2.0) * x[j] * (df + di));
+    }
+}
+
+/* dL/df and dL/di of data loss + HGQ losses against central differences
+ * of the surrogate, on QUANT -> Conv2D -> ReLU -> MaxPool -> Flatten ->
+ * Dense; values sit 0.2-0.3 away from the rounding edges. Step hh: a
+ * per-channel group moves up to 18 weights at once, so it needs a small
+ * step not to cross ReLU and MaxPool kinks; a single weight needs a larger
+ * one to rise above float32's noise in the loss. */
+static void hgq_conv_gradient_case(quant_granularity gran, double hh, uint64_t seed) {
+    enum { B = 16, NC = 3 };
+    layer_spec s[6];
+    s[0] = sp_quant("in", fx(1, 2, 4)); /* 7 bits */
+    s[0].in_shape[0] = 6; s[0].in_shape[1] = 6; s[0].in_shape[2] = 2;
+    s[1] = sp_conv(LAYER_CONV2D, "conv", 2, 3, 3); /* 4x4x2: 16 positions, kernel (18, 2) */
+    s[2] = sp_kind(LAYER_RELU, NULL);
+    s[3] = sp_pool(LAYER_MAXPOOL2D, 2, 2); /* 2x2x2 */
+    s[4] = sp_kind(LAYER_FLATTEN, NULL);   /* 8; no data quantizer: float input, 32 bits */
+    s[5] = sp_dense("fc", NC);
+    cfg_quant q = q_on(fx(1, 0, 7), fx(1, 2, 4));
+    q.use_hgq = 1;
+    q.granularity = gran;
+    q.hgq_beta = 3e-5;
+    q.hgq_gamma = 1e-3;
+    one o;
+    net_make(&o, s, 6, 72, B, &q);
+    model *m = o.m;
+    compress *c = o.c;
+    rng_t r;
+    rng_seed(&r, seed);
+    model_init_params(m, &r);
+    for (int li = 0; li < 2; li++) { /* biases away from 0 */
+        cl_layer *L = &c->layers[li];
+        for (int j = 0; j < L->out; j++) m->params[L->b_off + j] = 0.3f * rng_normal(&r);
+    }
+    /* bits: f = 2..5 + 0.25 or - 0.3, i = 0 + 0.2; some groups with i = -1
+     * (range +-0.5: the larger weights clip), one group with no bits */
+    for (int li = 0; li < 2; li++) {
+        cq_layer *Q = &c->quant->layers[li];
+        cq_tensor *ts[2] = {&Q->w, &Q->b};
+        for (int k = 0; k < 2; k++) {
+            cq_tensor *t = ts[k];
+            for (long g = 0; g < t->groups; g++) {
+                float fv = (float)(2 + rng_uniform(&r) * 4), iv = 0.2f;
+                fv = floorf(fv) + (rng_uniform(&r) < 0.5 ? 0.25f : -0.3f);
+                if (k == 0 && g % 3 == 1) iv = -0.8f;            /* rounds to -1 */
+                if (k == 0 && li == 1 && g == 2) { iv = -1.2f; fv = 0.3f; } /* width 0 */
+                m->params[t->f_off + g] = fv;
+                m->params[t->i_off + g] = iv;
+            }
+        }
+    }
+    float x[B * 72];
+    int32_t y[B];
+    for (int j = 0; j < B * 72; j++) x[j] = 1.2f * rng_normal(&r);
+    for (int b = 0; b < B; b++) y[b] = (int32_t)(rng_next(&r) % NC);
+    /* analytic */
+    c->stage = STAGE_MAIN;
+    train_hooks h = compress_hooks(c);
+    h.pre_forward(h.ctx, m);
+    float dl[B * NC];
+    const float *z = model_forward(m, x, B);
+    loss_softmax_xent(z, y, B, NC, dl, NULL);
+    model_backward(m, x, dl, B);
+    h.post_backward(h.ctx, m);
+    float *weff0 = malloc((size_t)m->n_params * sizeof *weff0);
+    memcpy(weff0, m->weff, (size_t)m->n_params * sizeof *weff0);
+    const double bits_pos[2] = {7.0 * 16, 32.0 * 1}; /* input bits x output positions */
+    int n_checked = 0, n_clip = 0, n_zero = 0;
+    double worst = 0;
+    for (int li = 0; li < 2; li++) {
+        cl_layer *L = &c->layers[li];
+        cq_layer *Q = &c->quant->layers[li];
+        for (int k = 0; k < 4; k++) {
+            cq_tensor *t = k < 2 ? &Q->w : &Q->b;
+            const float *xs = m->params + (k < 2 ? L->w_off : L->b_off);
+            const float *q0 = weff0 + (k < 2 ? L->w_off : L->b_off);
+            const unsigned char *inr = k < 2 ? L->inr : L->binr;
+            long off = k % 2 == 0 ? t->f_off : t->i_off;
+            for (long g = 0; g < t->groups; g++) {
+                double lpm[2];
+                for (int sg = 0; sg < 2; sg++) {
+                    double d = sg ? -hh : hh;
+                    memcpy(m->weff, weff0, (size_t)m->n_params * sizeof *weff0);
+                    relax_group(t, g, xs, q0, inr, k % 2 == 0 ? d : 0, k % 2 ? d : 0,
+                                m->weff + (k < 2 ? L->w_off : L->b_off));
+                    lpm[sg] = xent_d(model_forward(m, x, B), y, B, NC);
+                }
+                double num = (lpm[0] - lpm[1]) / (2 * hh);
+                /* the HGQ losses are linear in the relaxed bits: beta x input
+                 * bits x positions per kept kernel entry with bits, gamma per group */
+                double lin = q.hgq_gamma;
+                for (long j = 0; k < 2 && j < t->n; j++)
+                    if (cq_group(t, j) == g && inr[j] != 2) lin += q.hgq_beta * bits_pos[li];
+                double ana = m->grads[off + g];
+                double dev = fabs(num + lin - ana);
+                double tol = 2e-6 + 2e-2 * fabs(num);
+                ck_assert_msg(dev <= tol, "%s segment %d group %ld: analytic %.8g, numeric %.8g "
+                              "+ HGQ %.8g", m->layers[L->layer].name, k, g, ana, num, lin);
+                if (dev > worst) worst = dev;
+                n_checked++;
+            }
+        }
+        for (long j = 0; j < L->n; j++) {
+            n_clip += L->inr[j] == 0;
+            n_zero += L->inr[j] == 2;
+        }
+    }
+    /* the cases the check must cover were there */
+    ck_assert_msg(n_clip > 0 && n_zero > 0, "clipped %d, zero-bit %d", n_clip, n_zero);
+    fprintf(stderr, "HGQ conv gradient (granularity %d): %d segment values, max deviation %.3g\n",
+            (int)gran, n_checked, worst);
+    free(weff0);
+    one_free(&o);
+}
+
+START_TEST(test_hgq_conv_gradient) {
+    hgq_conv_gradient_case(GRAN_PER_WEIGHT, 0.05, 21);
+    hgq_conv_gradient_case(GRAN_PER_CHANNEL, 0.005, 22);
+}
+END_TEST
+
+typedef struct {
+    int n;
+    double ebops[32], val_acc[32];
+} hgq_trace;
+
+static int hgq_trace_cb(void *ctx, const epoch_record *r) {
+    hgq_trace *t = ctx;
+    if (t->n < 32) {
+        t->ebops[t->n] = r->ebops;
+        t->val_acc[t->n] = r->val_accuracy;
+        t->n++;
+    }
+    return 0;
+}
+
+/* A Conv1D model with HGQ learns the toy blobs (8 steps, 1 channel) through
+ * compress_train; under beta the bits and EBOPs go down; the trained
+ * quantized model is bit-exact against the int64 reference. */
+START_TEST(test_hgq_conv_trains) {
+    toy_data *td = malloc(sizeof *td);
+    toy_make(td, 3);
+    layer_spec s[7];
+    s[0] = sp_quant("in", fx(1, 3, 4));
+    s[0].in_shape[0] = 1; s[0].in_shape[1] = D; s[0].in_shape[2] = 1;
+    s[1] = sp_conv(LAYER_CONV1D, "conv", 4, 3, 0); /* 6 steps x 4: kernel (3, 4) */
+    s[2] = sp_kind(LAYER_RELU, NULL);
+    s[3] = sp_pool(LAYER_MAXPOOL1D, 2, 0);         /* 3 x 4 */
+    s[4] = sp_kind(LAYER_FLATTEN, NULL);           /* 12 */
+    s[5] = sp_quant("fc_in", fx(0, 3, 4));
+    s[6] = sp_dense("fc", C);
+    cfg_quant q = q_on(fx(1, 0, 7), fx(1, 3, 4));
+    q.use_hgq = 1;
+    q.granularity = GRAN_PER_WEIGHT;
+    q.hgq_beta = 1e-4;
+    q.hgq_gamma = 1e-3;
+    one o;
+    net_make(&o, s, 7, D, 64, &q);
+    rng_t r;
+    rng_seed(&r, 8);
+    model_init_params(o.m, &r);
+    cfg_training t = tr_toy(20);
+    optim opt;
+    memset(&opt, 0, sizeof opt);
+    nl_error e = {0};
+    ck_assert_int_eq(optim_init(&opt, OPT_ADAM, o.m->n_params, &e), NL_OK);
+    opt.lr = (float)t.learning_rate;
+    opt.beta1 = 0.9f; opt.beta2 = 0.999f; opt.eps = 1e-8f;
+    train_data d = toy_view(td);
+    hgq_trace tr;
+    memset(&tr, 0, sizeof tr);
+    ck_assert_msg(compress_train(o.c, o.m, &opt, &t, &d, &r, hgq_trace_cb, &tr, &e) == NL_OK, "%s",
+                  e.msg);
+    ck_assert_int_eq(tr.n, 20);
+    /* 8-bit start: conv 12 weights x 6 positions x 8 x 8 + fc 36 x 7 x 8 */
+    double ebops0 = 12 * 6 * 8 * 8 + 36 * 7 * 8;
+    const param_view *vf = model_find_view(o.m, "conv/hgq_wf");
+    double fmean = 0;
+    for (long j = 0; j < vf->len; j++) fmean += o.m->params[vf->off + j] / vf->len;
+    fprintf(stderr, "HGQ Conv1D: EBOPs epoch 0 %.0f, last %.0f (8-bit %.0f), val acc %.3f, "
+            "conv mean f %.2f\n", tr.ebops[0], tr.ebops[tr.n - 1], ebops0, tr.val_acc[tr.n - 1],
+            fmean);
+    ck_assert_msg(tr.ebops[tr.n - 1] < 0.5 * ebops0 && tr.ebops[tr.n - 1] < tr.ebops[0],
+                  "EBOPs %.0f -> %.0f (8-bit: %.0f)", tr.ebops[0], tr.ebops[tr.n - 1], ebops0);
+    ck_assert_msg(fmean < 6.0, "conv mean f %.2f did not drop from 7", fmean);
+    ck_assert_msg(tr.val_acc[tr.n - 1] > 0.9, "val accuracy %.3f", tr.val_acc[tr.n - 1]);
+    /* the float forward of the trained model is integer arithmetic */
+    check_bit_exact(o.m, o.c, 64, 2.0f, 31);
+    optim_free(&opt);
+    one_free(&o);
+    free(td);
+}
+END_TEST
+
+/* The int64 reference on a static-quantized conv stack with SAME padding,
+ * stride 2, per-channel formats, MaxPool and Flatten. */
+START_TEST(test_bit_exact_conv) {
+    layer_spec s[8];
+    s[0] = sp_quant("in", fxm(1, 2, 5, FX_SAT, FX_RND_CONV));
+    s[0].in_shape[0] = 7; s[0].in_shape[1] = 7; s[0].in_shape[2] = 2;
+    s[1] = sp_conv(LAYER_CONV2D, "conv", 3, 3, 3);
+    s[1].padding = PAD_SAME;
+    s[1].strides[0] = s[1].strides[1] = 2;                      /* 4x4x3 */
+    s[2] = sp_kind(LAYER_RELU, NULL);
+    s[3] = sp_quant("mid", fxm(0, 2, 4, FX_WRAP, FX_TRN));
+    s[4] = sp_pool(LAYER_MAXPOOL2D, 2, 2);                      /* 2x2x3 */
+    s[5] = sp_kind(LAYER_FLATTEN, NULL);
+    s[6] = sp_conv(LAYER_CONV1D, "c1d", 2, 1, 0);               /* (1, 1, 12): kernel (12, 2) */
+    s[7] = sp_dense("fc", 4);
+    cfg_quant q = q_on(fxm(1, 1, 5, FX_SAT, FX_RND), fx(1, 2, 5));
+    q.granularity = GRAN_PER_CHANNEL;
+    one o;
+    net_make(&o, s, 8, 98, 32, &q);
+    rng_t r;
+    rng_seed(&r, 41);
+    for (long j = 0; j < o.m->n_params; j++) o.m->params[j] = 0.8f * rng_normal(&r);
+    train_hooks h = compress_hooks(o.c);
+    h.pre_forward(h.ctx, o.m);
+    ck_assert_int_eq(o.m->layers[1].out_size, 48);
+    check_bit_exact(o.m, o.c, 32, 2.0f, 42);
+    one_free(&o);
+}
+END_TEST
+
 /* ---- distillation ------------------------------------------------------------- */
 
 START_TEST(test_distill_gradient) {
@@ -758,6 +1233,11 @@ Suite *make_quant_suite(void) {
     tcase_add_test(tc, test_bit_exact_jets_6bit);
     tcase_add_test(tc, test_hgq_surrogate);
     tcase_add_test(tc, test_hgq_trains_bits_down);
+    tcase_add_test(tc, test_hgq_conv_plan);
+    tcase_add_test(tc, test_hgq_conv_ebops);
+    tcase_add_test(tc, test_hgq_conv_gradient);
+    tcase_add_test(tc, test_hgq_conv_trains);
+    tcase_add_test(tc, test_bit_exact_conv);
     tcase_add_test(tc, test_distill_gradient);
     tcase_add_test(tc, test_distill_helps);
     suite_add_tcase(s, tc);
