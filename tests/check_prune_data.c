@@ -232,6 +232,7 @@ static cfg_pruning pr_default(prune_method pm, double sparsity) {
     p.l0_mode = MDMM_L0_COARSE;
     p.scale_mode = MDMM_SCALE_MEAN;
     p.constraint_lr = 1e-3;
+    if (pm == PRUNE_ACTIVATION) p.target_sparsity = 0; /* its default: no target */
     return p;
 }
 
@@ -399,9 +400,7 @@ START_TEST(test_conv_kernels) {
         compress *c = compress_create(m, &p, &q, &t, &e);
         ck_assert_msg(c != NULL, "%s", e.msg);
         cl_layer *L = &c->layers[0];
-        /* compress_create currently leaves conv kernels of observe methods
-         * unpruned; the methods themselves handle them */
-        L->prunable = 1;
+        ck_assert(L->prunable); /* compress_create prunes conv kernels for every method */
         ck_assert_int_eq(L->in, 8);
         ck_assert_int_eq(L->out, 3);
         for (long j = 0; j < L->n; j++) m->params[L->w_off + j] = j % 2 ? 1.0f : -1.0f;
@@ -648,6 +647,234 @@ START_TEST(test_clnp_trains) {
 }
 END_TEST
 
+/* Target rule, hand case: dense 6 -> 4, relu, dense 4 -> 3, relu, dense 3 -> 2
+ * (kernels 24 + 12 + 6 = 42 weights; the last is never pruned by CLNP).
+ * Active fractions over 20 samples: layer 0 units 10, 0, 5, 20 / 20 =
+ * 0.5, 0, 0.25, 1; layer 1 units 5, 0, 8 / 20 = 0.25, 0, 0.4. Ranked:
+ * (0 L0u1) (0 L1u1) (0.25 L0u2) (0.25 L1u0) (0.4 L1u2) (0.5 L0u0) (1 L0u3),
+ * ties by layer. target 0.3: need ceil(12.6) = 13 weights: L0u1 (6),
+ * L1u1 (4), L0u2 (6) -> 16 / 42 (the tie goes to L0u2, L1u0 stays; the
+ * other order would stop at 14). target 0.6: need 26: ... L1u0 (20), L1u2
+ * skipped (the last unit of layer 1), L0u0 -> 26 / 42 = the maximum;
+ * 0.62 is refused at set-up. target 0.385: 16.17 -> 17 -> 20 / 42. Ramp over W = 3 windows (target 0.6):
+ * 0.6 (1 - (2/3)^3) = 0.4222 -> need 18 -> 20 / 42; then 0.5778 -> 26. */
+static const int tgt_on0[4] = {10, 0, 5, 20}, tgt_on1[3] = {5, 0, 8};
+static const float tgt_keep_03[2][4] = {{1, 0, 0, 1}, {1, 0, 1, 0}};
+static const float tgt_keep_20[2][4] = {{1, 0, 0, 1}, {0, 0, 1, 0}};
+static const float tgt_keep_06[2][4] = {{0, 0, 0, 1}, {0, 0, 1, 0}};
+
+static model *tgt_model(void) {
+    layer_spec sp[5];
+    memset(sp, 0, sizeof sp);
+    const char *names[5] = {"fc0", "relu0", "fc1", "relu1", "out"};
+    const int units[5] = {4, 0, 3, 0, 2};
+    for (int k = 0; k < 5; k++) {
+        sp[k].kind = k % 2 ? LAYER_RELU : LAYER_DENSE;
+        snprintf(sp[k].name, sizeof sp[k].name, "%s", names[k]);
+        sp[k].units = units[k];
+    }
+    nl_error e = {0};
+    model *m = model_create(sp, 5, 6, 32, NULL, NULL, 0, &e);
+    ck_assert_msg(m != NULL, "%s", e.msg);
+    return m;
+}
+
+/* One window of one batch: 20 rows with the fractions above. */
+static void tgt_window(compress *c) {
+    float pre0[20 * 4], pre1[20 * 3];
+    for (int r = 0; r < 20; r++) {
+        for (int u = 0; u < 4; u++) pre0[r * 4 + u] = r < tgt_on0[u] ? 1.0f : -1.0f;
+        for (int u = 0; u < 3; u++) pre1[r * 3 + u] = r < tgt_on1[u] ? 0.5f : 0.0f;
+    }
+    c->ops->observe(c, 1, pre0, 20);
+    c->ops->observe(c, 3, pre1, 20);
+    c->ops->post_step(c);
+}
+
+static void tgt_check(const compress *c, const float keep[2][4], int line) {
+    for (int l = 0; l < 2; l++) {
+        const cl_layer *L = &c->layers[l];
+        for (int o = 0; o < L->out; o++)
+            for (int i = 0; i < L->in; i++)
+                ck_assert_msg(L->mask[(long)i * L->out + o] == keep[l][o],
+                              "line %d: layer %d unit %d input %d: mask %g, want %g", line, l, o,
+                              i, L->mask[(long)i * L->out + o], keep[l][o]);
+    }
+    for (long j = 0; j < c->layers[2].n; j++) ck_assert(c->layers[2].mask[j] == 1.0f);
+}
+
+START_TEST(test_clnp_target_hand) {
+    cfg_training t = tr_toy(1);
+    cfg_quant q = q_off();
+    nl_error e = {0};
+    model *m = tgt_model();
+    cfg_pruning p = pr_default(PRUNE_ACTIVATION, 0);
+    p.t_start_collecting_batch = 0;
+    p.t_delta = 1;
+    p.threshold = 0.99; /* ignored by the target rule */
+    /* no ramp (set-up not run): the whole target at the first window.
+     * 0.385 N = 16.17: at least the target, so 16 is not enough -> 20 */
+    const double targets[3] = {0.3, 0.385, 0.6};
+    const double want[3] = {16.0 / 42, 20.0 / 42, 26.0 / 42};
+    const float(*keep[3])[4] = {tgt_keep_03, tgt_keep_20, tgt_keep_06};
+    for (int k = 0; k < 3; k++) {
+        p.target_sparsity = targets[k];
+        compress *c = compress_create(m, &p, &q, &t, &e);
+        ck_assert_msg(c != NULL, "%s", e.msg);
+        c->stage = STAGE_MAIN;
+        tgt_window(c);
+        tgt_check(c, keep[k], __LINE__);
+        ck_assert_double_eq_tol(cm_hard_sparsity(c), want[k], 1e-15);
+        tgt_window(c); /* the same counts again: the same mask, from scratch */
+        tgt_check(c, keep[k], __LINE__);
+        compress_free(c);
+    }
+    /* the ramp: W = 3 windows (3 batches of one epoch, t_start 0, t_delta 1) */
+    p.target_sparsity = 0.6;
+    compress *c = compress_create(m, &p, &q, &t, &e);
+    ck_assert_msg(c != NULL, "%s", e.msg);
+    c->stage = STAGE_MAIN;
+    c->steps_per_epoch = 3;
+    c->n_epochs = 1;
+    c->ops->setup(c);
+    tgt_window(c);
+    ck_assert_double_eq_tol(cm_hard_sparsity(c), 20.0 / 42, 1e-15);
+    tgt_check(c, tgt_keep_20, __LINE__);
+    tgt_window(c);
+    ck_assert_double_eq_tol(cm_hard_sparsity(c), 26.0 / 42, 1e-15);
+    tgt_window(c);
+    tgt_check(c, tgt_keep_06, __LINE__);
+    compress_free(c);
+    /* out of reach: the error names the key and the maximum 26/42 */
+    p.target_sparsity = 0.62;
+    ck_assert_ptr_null(compress_create(m, &p, &q, &t, &e));
+    ck_assert_int_eq(e.code, NL_ERR_CONFIG);
+    ck_assert_msg(strstr(e.msg, "target_sparsity") && strstr(e.msg, "0.6190") &&
+                      strstr(e.msg, "fc0, fc1") && strstr(e.msg, "out (6)"),
+                  "%s", e.msg);
+    /* disabling a layer lowers the maximum: fc1 dense -> 18 / 42 */
+    static char *dis[1] = {"fc1"};
+    p.disable_layers = dis;
+    p.n_disable = 1;
+    p.target_sparsity = 0.45;
+    ck_assert_ptr_null(compress_create(m, &p, &q, &t, &e));
+    ck_assert_msg(strstr(e.msg, "0.4285"), "%s", e.msg);
+    model_free(m);
+}
+END_TEST
+
+/* Target rule in training: 8-32-3 (352 weights, units of 8 inputs), target
+ * 0.5 = 22 units exactly. 15 batches an epoch, windows of 2 + 5 batches:
+ * W = 45 / 7 = 6; main epoch 0 ends after windows 1-2, ramp
+ * 0.5 (1 - (4/6)^3) = 0.3519 -> ceil(123.9) = 124 -> 16 units = 128 / 352.
+ * The end: exactly 176 / 352, every unit all-or-nothing, still learns. */
+START_TEST(test_clnp_target_trains) {
+    static toy_data td;
+    toy_make(&td, 2);
+    cfg_training t = tr_toy(3);
+    t.pretraining_epochs = 1;
+    t.fine_tuning_epochs = 1;
+    cfg_pruning p = pr_default(PRUNE_ACTIVATION, 0);
+    p.t_start_collecting_batch = 2;
+    p.t_delta = 5;
+    p.target_sparsity = 0.5;
+    net n;
+    net_make(&n, 32, &p, &t, 6);
+    trace tr;
+    double acc = train(&n, &td, &t, &tr);
+    ck_assert_int_eq(tr.n, 5);
+    ck_assert_int_eq(tr.rec[1].stage, STAGE_MAIN);
+    ck_assert_double_eq_tol(tr.rec[0].sparsity, 0, 1e-15);
+    ck_assert_double_eq_tol(tr.rec[1].sparsity, 128.0 / 352, 1e-12);
+    for (int k = 2; k < 5; k++)
+        ck_assert_msg(fabs(tr.rec[k].sparsity - 0.5) < 1e-12, "epoch %d: sparsity %g", k,
+                      tr.rec[k].sparsity);
+    const cl_layer *L = &n.c->layers[0];
+    int dead = 0;
+    for (int u = 0; u < 32; u++) {
+        int z = 0;
+        for (int i = 0; i < D; i++) z += L->mask[i * 32 + u] == 0.0f;
+        ck_assert_msg(z == 0 || z == D, "unit %d: %d of %d pruned", u, z, D);
+        dead += z == D;
+        if (z == D) ck_assert(n.m->params[L->b_off + u] == 0.0f); /* the bias went too */
+    }
+    ck_assert_int_eq(dead, 22);
+    ck_assert_double_eq_tol(weff_sparsity(&n), 0.5, 1e-12);
+    ck_assert_msg(acc > 0.85, "val accuracy %g", acc);
+    net_free(&n);
+}
+END_TEST
+
+/* Conv in the real pipeline (compress_create, compress_train): conv1d
+ * kernel 3, 1 -> 6 channels over the 8 toy features, relu, flatten,
+ * dense 3 (kernels 18 + 108 = 126). Channels 0 and 1 get bias -50 and
+ * never fire. Threshold 0.2: they are pruned (maybe more), whole channels.
+ * Target 0.07: ceil(8.82) = 9 weights = 3 channels, 0 and 1 among them:
+ * exactly 9 / 126. Both still learn. */
+START_TEST(test_clnp_conv_trains) {
+    static toy_data td;
+    toy_make(&td, 4);
+    for (int mode = 0; mode < 2; mode++) {
+        layer_spec sp[4];
+        memset(sp, 0, sizeof sp);
+        sp[0].kind = (layer_kind)LAYER_CONV1D;
+        snprintf(sp[0].name, sizeof sp[0].name, "conv");
+        sp[0].filters = 6;
+        sp[0].kernel[0] = 3;
+        sp[0].in_shape[0] = 1;
+        sp[0].in_shape[1] = D;
+        sp[0].in_shape[2] = 1;
+        sp[1].kind = LAYER_RELU;
+        snprintf(sp[1].name, sizeof sp[1].name, "relu");
+        sp[2].kind = (layer_kind)LAYER_FLATTEN;
+        snprintf(sp[2].name, sizeof sp[2].name, "flat");
+        sp[3].kind = LAYER_DENSE;
+        snprintf(sp[3].name, sizeof sp[3].name, "out");
+        sp[3].units = C;
+        nl_error e = {0};
+        net n;
+        n.m = model_create(sp, 4, D, 32, NULL, NULL, 0, &e);
+        ck_assert_msg(n.m != NULL, "%s", e.msg);
+        rng_t r;
+        rng_seed(&r, 9);
+        model_init_params(n.m, &r);
+        cfg_training t = tr_toy(3);
+        t.fine_tuning_epochs = 1;
+        memset(&n.o, 0, sizeof n.o);
+        ck_assert_int_eq(optim_init(&n.o, OPT_ADAM, n.m->n_params, &e), NL_OK);
+        n.o.lr = (float)t.learning_rate;
+        cfg_pruning p = pr_default(PRUNE_ACTIVATION, 0);
+        p.t_start_collecting_batch = 2;
+        p.t_delta = 5;
+        p.target_sparsity = mode ? 0.07 : 0;
+        cfg_quant q = q_off();
+        n.c = compress_create(n.m, &p, &q, &t, &e);
+        ck_assert_msg(n.c != NULL, "%s", e.msg);
+        const cl_layer *L = &n.c->layers[0];
+        ck_assert(L->prunable);
+        ck_assert_int_eq(L->in, 3);
+        ck_assert_int_eq(L->out, 6);
+        for (int o = 0; o < 2; o++) n.m->params[L->b_off + o] = -50.0f;
+        trace tr;
+        double acc = train(&n, &td, &t, &tr);
+        int dead = 0;
+        for (int o = 0; o < 6; o++) {
+            int z = 0;
+            for (int i = 0; i < 3; i++) z += L->mask[i * 6 + o] == 0.0f;
+            ck_assert_msg(z == 0 || z == 3, "mode %d channel %d: %d of 3 pruned", mode, o, z);
+            if (o < 2) ck_assert_msg(z == 3, "mode %d: dead channel %d kept", mode, o);
+            dead += z == 3;
+        }
+        if (mode) ck_assert_int_eq(dead, 3);
+        for (long j = 0; j < n.c->layers[1].n; j++) ck_assert(n.c->layers[1].mask[j] == 1.0f);
+        ck_assert_double_eq_tol(tr.rec[tr.n - 1].sparsity, dead * 3.0 / 126, 1e-12);
+        ck_assert_double_eq_tol(weff_sparsity(&n), dead * 3.0 / 126, 1e-12);
+        ck_assert_msg(acc > 0.8, "mode %d: val accuracy %g", mode, acc);
+        net_free(&n);
+    }
+}
+END_TEST
+
 /* ---- mdmm in the loop ------------------------------------------------------------- */
 
 START_TEST(test_mdmm_trains) {
@@ -678,6 +905,7 @@ Suite *make_prune_data_suite(void) {
     tcase_add_test(tm, test_wanda_hand);
     tcase_add_test(tm, test_wanda_nm_exact);
     tcase_add_test(tm, test_clnp_hand);
+    tcase_add_test(tm, test_clnp_target_hand);
     tcase_add_test(tm, test_mdmm_hand);
     tcase_add_test(tm, test_mdmm_gradient);
     suite_add_tcase(s, tm);
@@ -690,6 +918,8 @@ Suite *make_prune_data_suite(void) {
     tcase_add_test(to, test_wanda_oneshot);
     tcase_add_test(to, test_clnp_window);
     tcase_add_test(to, test_clnp_trains);
+    tcase_add_test(to, test_clnp_target_trains);
+    tcase_add_test(to, test_clnp_conv_trains);
     tcase_add_test(to, test_mdmm_trains);
     suite_add_tcase(s, to);
     return s;

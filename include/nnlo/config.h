@@ -145,7 +145,7 @@ typedef struct {
     mdmm_constraint constraint_type; /* Equality (default) | LessThanOrEqual | GreaterThanOrEqual */
     double target_value;         /* default 0 */
     mdmm_metric metric_type;     /* UnstructuredSparsity (default) | StructuredSparsity */
-    double target_sparsity;      /* default 0.9 */
+    double target_sparsity;      /* mdmm: 0.9; activation_pruning: 0 = no target (threshold rule) */
     int rf;                      /* default 1 */
     double scale;                /* default 10 */
     double damping;              /* default 1 */

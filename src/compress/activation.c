@@ -4,14 +4,21 @@
  * batch and positions) of a Dense/Conv layer followed by a ReLU or
  * LeakyReLU (through quantizers and batch norm: the ReLU's input is the
  * pre-activation), the fraction of its pre-activation outputs > 0 over
- * a window of t_delta main-stage training batches; the unit's weights are
- * kept iff that fraction > threshold. Windows repeat: t_start_collecting_batch
- * batches without collection, then t_delta batches of collection, then the
- * new mask (computed from scratch, so a unit can come back), and so on
- * (PQuant counts epochs between windows and applies the mask at the epoch's
- * end; we count batches and apply it at once). Not pruned: layers without a
- * ReLU after them (the class outputs), biases. Invariant: mask is 0/1 and
- * constant along a unit's inputs. */
+ * a window of t_delta main-stage training batches. Threshold rule
+ * (PQuant's, target_sparsity 0): the unit's weights are kept iff that
+ * fraction > threshold. Target rule (our extension, target_sparsity > 0):
+ * the least active units of all these layers go, ties by layer then unit,
+ * until the hard-mask sparsity over ALL kernels reaches the window's
+ * target, a cubic ramp (magnitude_schedule) up to target_sparsity at the
+ * main stage's last window; each layer keeps its most active unit, and a
+ * target above that maximum is refused at set-up. Windows repeat:
+ * t_start_collecting_batch batches without collection, then t_delta
+ * batches of collection, then the new mask (computed from scratch, so a
+ * unit can come back), and so on (PQuant counts epochs between windows
+ * and applies the mask at the epoch's end; we count batches and apply it
+ * at once). Not pruned: layers without a ReLU after them (the class
+ * outputs), biases. Invariant: mask is 0/1 and constant along a unit's
+ * inputs. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +47,13 @@ int clnp_mask(const double *active, double samples, int in, int out, double thre
 
 /* ---- the pruner ------------------------------------------------------------ */
 
+/* One unit in the target rule's ranking. */
+typedef struct {
+    double frac;  /* active fraction in the window */
+    int layer;    /* compress layer index */
+    int unit;
+} clnp_rank;
+
 typedef struct {
     double **active;  /* (n_layers) -> (out) positive outputs in this window; NULL: not pruned */
     int *obs_layer;   /* (n_layers) the ReLU whose input is this layer's pre-activation, or -1 */
@@ -47,6 +61,13 @@ typedef struct {
     long since;       /* batches since the last window ended */
     long collected;   /* batches of the current window */
     int windows;      /* completed windows */
+    /* target rule (target > 0) */
+    double target;    /* target_sparsity: reached at window n_windows */
+    long n_weights;   /* kernel weights of every layer (the reported sparsity's denominator) */
+    int n_windows;    /* windows the main stage completes (set-up); 0: unknown, full target */
+    int n_units;      /* units of the layers this method prunes */
+    clnp_rank *rank;  /* (n_units) scratch */
+    int *n_pruned;    /* (n_layers) units pruned in the window being applied */
 } clnp_state;
 
 static void clnp_free(compress *c) {
@@ -57,6 +78,8 @@ static void clnp_free(compress *c) {
     free(s->active);
     free(s->obs_layer);
     free(s->samples);
+    free(s->rank);
+    free(s->n_pruned);
     free(s);
     c->state = NULL;
 }
@@ -72,6 +95,48 @@ static int relu_after(const model *m, int l) {
     return -1;
 }
 
+/* A layer whose units this method prunes. */
+static int clnp_prunes(const compress *c, const clnp_state *s, int l) {
+    return s->active[l] != NULL && c->layers[l].prunable;
+}
+
+/* Target rule set-up: sizes, and the refusal of a target above the
+ * maximum (every pruned layer down to one unit). */
+static nl_status clnp_target_init(compress *c, clnp_state *s, nl_error *e) {
+    long max_pruned = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const cl_layer *L = &c->layers[l];
+        s->n_weights += L->n;
+        if (!clnp_prunes(c, s, l)) continue;
+        s->n_units += L->out;
+        max_pruned += (long)(L->out - 1) * L->in;
+    }
+    double max_s = s->n_weights > 0 ? (double)max_pruned / (double)s->n_weights : 0;
+    if (s->target > max_s + 1e-12) {
+        sbuf yes = {0}, no = {0};
+        for (int l = 0; l < c->n_layers; l++) {
+            const char *name = c->m->layers[c->layers[l].layer].name;
+            if (clnp_prunes(c, s, l)) sbuf_printf(&yes, "%s%s", yes.len ? ", " : "", name);
+            else sbuf_printf(&no, "%s%s (%ld)", no.len ? ", " : "", name, c->layers[l].n);
+        }
+        nl_err(e, NL_ERR_CONFIG,
+               "pruning_parameters.target_sparsity: %g is out of reach for activation_pruning on "
+               "this model: it removes whole units of the layers followed by a ReLU (%s) and "
+               "keeps at least one unit in each, so at most %.4f of the %ld kernel weights can "
+               "be pruned (not prunable by this method: %s); set target_sparsity <= %.4f, or 0 "
+               "for the threshold rule",
+               s->target, yes.s ? yes.s : "none", max_s, s->n_weights, no.s ? no.s : "none",
+               floor(max_s * 1e4) / 1e4);
+        sbuf_free(&yes);
+        sbuf_free(&no);
+        return NL_ERR_CONFIG;
+    }
+    s->rank = malloc((size_t)(s->n_units + 1) * sizeof *s->rank);
+    s->n_pruned = calloc((size_t)c->n_layers + 1, sizeof *s->n_pruned);
+    if (!s->rank || !s->n_pruned) return nl_err(e, NL_ERR_NOMEM, "activation_pruning: out of memory");
+    return NL_OK;
+}
+
 static nl_status clnp_init(compress *c, nl_error *e) {
     const cfg_pruning *p = &c->p;
     if (!(p->threshold >= 0 && p->threshold <= 1))
@@ -79,6 +144,11 @@ static nl_status clnp_init(compress *c, nl_error *e) {
                       "pruning_parameters.threshold must be in [0, 1] for activation_pruning "
                       "(got %g)",
                       p->threshold);
+    if (!(p->target_sparsity >= 0 && p->target_sparsity <= 1))
+        return nl_err(e, NL_ERR_CONFIG,
+                      "pruning_parameters.target_sparsity must be in [0, 1] for "
+                      "activation_pruning (0: no target, the threshold rule; got %g)",
+                      p->target_sparsity);
     if (p->t_delta < 1 || p->t_start_collecting_batch < 0)
         return nl_err(e, NL_ERR_CONFIG,
                       "pruning_parameters: activation_pruning needs t_delta >= 1 and "
@@ -87,6 +157,7 @@ static nl_status clnp_init(compress *c, nl_error *e) {
     clnp_state *s = calloc(1, sizeof *s);
     if (!s) return nl_err(e, NL_ERR_NOMEM, "activation_pruning: out of memory");
     c->state = s;
+    s->target = p->target_sparsity;
     int L = c->n_layers;
     s->active = calloc((size_t)L + 1, sizeof *s->active);
     s->obs_layer = calloc((size_t)L + 1, sizeof *s->obs_layer);
@@ -105,7 +176,23 @@ static nl_status clnp_init(compress *c, nl_error *e) {
         clnp_free(c);
         return nl_err(e, NL_ERR_NOMEM, "activation_pruning: out of memory");
     }
+    if (s->target > 0) {
+        nl_status st = clnp_target_init(c, s, e);
+        if (st != NL_OK) {
+            clnp_free(c);
+            return st;
+        }
+    }
     return NL_OK;
+}
+
+/* Main stage begins: the number of windows it completes (over all rounds),
+ * the length of the target ramp. */
+static void clnp_setup(compress *c) {
+    clnp_state *s = c->state;
+    long period = (long)c->p.t_start_collecting_batch + c->p.t_delta;
+    long batches = (long)c->t.rounds * c->n_epochs * c->steps_per_epoch;
+    s->n_windows = period > 0 && batches > 0 ? (int)(batches / period) : 0;
 }
 
 static int collecting(const compress *c, const clnp_state *s) {
@@ -124,6 +211,43 @@ static void clnp_observe(compress *c, int layer, const float *in, int B) {
         }
 }
 
+static int rank_cmp(const void *a, const void *b) {
+    const clnp_rank *x = a, *y = b;
+    if (x->frac != y->frac) return x->frac < y->frac ? -1 : 1;
+    if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
+    return (x->unit > y->unit) - (x->unit < y->unit);
+}
+
+/* Target rule at the end of window k = s->windows + 1: least active units
+ * first until the zeros of all masks reach ceil(target_k N). */
+static void clnp_target_masks(compress *c, clnp_state *s) {
+    double t = magnitude_schedule(0.0, s->target, s->windows + 1, 0, s->n_windows, 3.0);
+    long need = (long)ceil(t * (double)s->n_weights - 1e-9);
+    int n = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        if (!clnp_prunes(c, s, l)) continue;
+        cl_layer *L = &c->layers[l];
+        for (long j = 0; j < L->n; j++) L->mask[j] = 1.0f;
+        s->n_pruned[l] = 0;
+        for (int o = 0; o < L->out; o++) {
+            s->rank[n].frac = s->samples[l] > 0 ? s->active[l][o] / s->samples[l] : 1.0;
+            s->rank[n].layer = l;
+            s->rank[n].unit = o;
+            n++;
+        }
+    }
+    qsort(s->rank, (size_t)n, sizeof *s->rank, rank_cmp);
+    long pruned = 0;
+    for (int r = 0; r < n && pruned < need; r++) {
+        int l = s->rank[r].layer, o = s->rank[r].unit;
+        cl_layer *L = &c->layers[l];
+        if (s->n_pruned[l] == L->out - 1) continue; /* its last unit stays */
+        for (int i = 0; i < L->in; i++) L->mask[(long)i * L->out + o] = 0.0f;
+        s->n_pruned[l]++;
+        pruned += L->in;
+    }
+}
+
 static void clnp_post_step(compress *c) {
     clnp_state *s = c->state;
     if (!collecting(c, s)) {
@@ -131,10 +255,12 @@ static void clnp_post_step(compress *c) {
         return;
     }
     if (++s->collected < c->p.t_delta) return;
+    if (s->target > 0) clnp_target_masks(c, s);
     for (int l = 0; l < c->n_layers; l++) {
         cl_layer *L = &c->layers[l];
-        if (!s->active[l] || !L->prunable) continue;
-        clnp_mask(s->active[l], s->samples[l], L->in, L->out, c->p.threshold, L->mask);
+        if (!clnp_prunes(c, s, l)) continue;
+        if (s->target <= 0)
+            clnp_mask(s->active[l], s->samples[l], L->in, L->out, c->p.threshold, L->mask);
         memset(s->active[l], 0, (size_t)L->out * sizeof(double));
         s->samples[l] = 0;
     }
@@ -158,6 +284,7 @@ const prune_ops prune_activation_ops = {
     .name = "activation_pruning",
     .init = clnp_init,
     .free = clnp_free,
+    .setup = clnp_setup,
     .forward = clnp_fwd,
     .backward = clnp_bwd,
     .post_step = clnp_post_step,

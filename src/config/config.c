@@ -253,7 +253,9 @@ static const cfg_key pruning_keys[] = {
     K_ENUM("constraint_type", P(constraint_type), MDMM_EQUALITY, constraint_names, KF_CASEI),
     K_FLT("target_value", P(target_value), 0, 0, 0, 0),
     K_ENUM("metric_type", P(metric_type), MDMM_UNSTRUCTURED, metric_type_names, KF_CASEI),
-    K_FLT("target_sparsity", P(target_sparsity), 0.9, KF_MIN | KF_MAX, 0, 1),
+    /* mdmm's constraint; activation_pruning's target (0: none, the threshold rule) */
+    {.name = "target_sparsity", .type = KT_FLOAT, .off = P(target_sparsity), .def = 0.9,
+     .flags = KF_MIN | KF_MAX, .lo = 0, .hi = 1, .mdef = MD({PRUNE_ACTIVATION, 0})},
     K_INT("rf", P(rf), 1, KF_MIN, 1, 0),
     K_FLT("scale", P(scale), 10, KF_MIN, 0, 0),
     K_FLT("damping", P(damping), 1, KF_MIN, 0, 0),
