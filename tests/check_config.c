@@ -51,6 +51,7 @@ START_TEST(test_defaults) {
     ck_assert_int_eq(t.layers[0].type, CFG_LAYER_DENSE);
     ck_assert_int_eq(t.layers[0].units, 0);
     ck_assert_str_eq(t.layers[0].name, "");
+    ck_assert_int_eq(t.kernel_initializer, 0); /* he_uniform */
     const cfg_training *tr = &t.train;
     ck_assert_int_eq(tr->epochs, 10);
     ck_assert_int_eq(tr->pretraining_epochs, 0);
@@ -156,6 +157,32 @@ START_TEST(test_method_defaults) {
 }
 END_TEST
 
+START_TEST(test_kernel_initializer) {
+    const char *names[4] = {"he_uniform", "glorot_uniform", "lecun_uniform", "PyTorch"};
+    for (int k = 0; k < 4; k++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "data: {train: t.h5}\nmodel: {kernel_initializer: %s, layers: [{type: dense}]}\n",
+                 names[k]);
+        trial_config t;
+        nl_error e = {0};
+        ck_assert_msg(config_parse_trial(text, "t.yaml", "/base", &t, &e) == NL_OK, "%s", e.msg);
+        ck_assert_int_eq(t.kernel_initializer, k); /* = nn_init */
+        config_free_trial(&t);
+    }
+    /* a search dimension: the grid has 2 points */
+    scan_config s;
+    nl_error e = {0};
+    ck_assert_msg(config_parse_scan("data: {train: t.h5}\nsearch: {algorithm: grid}\nmodel: "
+                                    "{kernel_initializer: {choice: [he_uniform, pytorch]}, "
+                                    "layers: [{type: dense}]}\n",
+                                    "g.yaml", "/b", &s, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(s.n_dims, 1);
+    ck_assert_int_eq(s.trials, 2);
+    config_free_scan(&s);
+}
+END_TEST
+
 START_TEST(test_error_messages) {
     expect_error("data: {train: t.h5}\nmodel:\n  layers: [\n    {type: dense}\n", 0,
                  "scan.yaml:5:1: did not find expected ',' or ']' (while parsing a flow sequence "
@@ -185,6 +212,9 @@ START_TEST(test_error_messages) {
     expect_error(MINIMAL "training_parameters:\n  rewind: evry-round\n", 0,
                  "scan.yaml:4:11: training_parameters.rewind: expected one of never, every-round, "
                  "post-training-stage, got 'evry-round'; did you mean 'every-round'?");
+    expect_error("data: {train: t.h5}\nmodel: {kernel_initializer: torch, layers: [{type: dense}]}\n", 0,
+                 "scan.yaml:2:29: model.kernel_initializer: expected one of he_uniform, glorot_uniform, "
+                 "lecun_uniform, pytorch, got 'torch'; did you mean 'pytorch'?");
     expect_error(MINIMAL "quantization_parameters:\n  round_mode: ROUND\n", 0,
                  "scan.yaml:4:15: quantization_parameters.round_mode: expected one of RND, TRN, "
                  "RND_CONV, RND_ZERO, RND_MIN_INF, RND_INF, TRN_ZERO, got 'ROUND'; did you mean 'RND'?");
@@ -1025,6 +1055,7 @@ Suite *make_config_suite(void) {
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_method_defaults);
     tcase_add_test(tc, test_error_messages);
+    tcase_add_test(tc, test_kernel_initializer);
     tcase_add_test(tc, test_pquant_pdp);
     tcase_add_test(tc, test_pquant_other_methods);
     tcase_add_test(tc, test_hpo_mapping);

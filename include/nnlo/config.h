@@ -221,6 +221,8 @@ typedef struct {
     cfg_distill distill;         /* `distillation:` section */
     char model_init[512];        /* model.init: an nnlo-c model file whose weights start
                                     training (e.g. `nnlo-c import` of a Keras model); "" = random */
+    int kernel_initializer;      /* model.kernel_initializer, an nn_init: he_uniform 0 (default),
+                                    glorot_uniform 1, lecun_uniform 2, pytorch 3 */
 } trial_config;
 
 /* Parses a trial YAML (no search dimensions allowed: they are an error that

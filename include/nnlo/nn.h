@@ -158,9 +158,19 @@ model *model_create(const layer_spec *specs, int n_specs, int in_size, int max_b
                     const char *const *extra_names, const long *extra_lens, int n_extra,
                     nl_error *e);
 void model_free(model *m);
-/* He-uniform kernels (fan_in = kernel rows), zero biases, BatchNorm gamma 1,
- * beta 0, moving mean 0 and variance 1, deterministic from r; a model with
- * Dropout also seeds its mask generator from r. */
+/* How kernels (and biases) start; fan_in = kernel rows (kh kw in_c for a
+ * conv), fan_out = kernel columns times the window (kh kw out_c, Keras). */
+typedef enum {
+    NN_INIT_HE_UNIFORM = 0,     /* U(+-sqrt(6 / fan_in)), zero biases (the default) */
+    NN_INIT_GLOROT_UNIFORM = 1, /* U(+-sqrt(6 / (fan_in + fan_out))), zero biases (Keras's default) */
+    NN_INIT_LECUN_UNIFORM = 2,  /* U(+-sqrt(3 / fan_in)), zero biases */
+    NN_INIT_PYTORCH = 3         /* kernel and bias U(+-1 / sqrt(fan_in)): torch.nn.Linear/ConvNd */
+} nn_init;
+/* Kernels and biases as `scheme` says, BatchNorm gamma 1, beta 0, moving
+ * mean 0 and variance 1, deterministic from r (per layer: the kernel's
+ * values, then, for NN_INIT_PYTORCH, the bias's); a model with Dropout also
+ * seeds its mask generator from r. model_init_params = NN_INIT_HE_UNIFORM. */
+void model_init_params_with(model *m, rng_t *r, nn_init scheme);
 void model_init_params(model *m, rng_t *r);
 /* Finds a view by name; NULL if none. */
 const param_view *model_find_view(const model *m, const char *name);

@@ -66,6 +66,8 @@ static const char *const granularity_names[] = {"per_tensor", "per_channel", "pe
 /* standardize_mode order; YAML's true/false read as the first two. */
 static const char *const standardize_names[] = {"false", "true", "global", NULL};
 static const char *const label_names[] = {"auto", "index", "onehot", NULL};
+static const char *const initializer_names[] = {"he_uniform", "glorot_uniform", "lecun_uniform",
+                                                "pytorch", NULL}; /* = nn_init */
 static const char *const strategy_names[] = {"latency", "resource", NULL};
 static const char *const io_names[] = {"io_parallel", NULL};
 static const char *const io_unsupported[] = {"io_stream", NULL};
@@ -130,6 +132,7 @@ static const cfg_key model_keys[] = {
     {.name = "input_shape", .type = KT_INTLIST, .off = D(input_shape), .off2 = D(n_input_shape),
      .cap = 3, .flags = KF_MIN | KF_NULLABLE, .lo = 1},
     K_STR("init", D(t.model_init), 512, "", KF_PATH | KF_NODIM),
+    K_ENUM("kernel_initializer", D(t.kernel_initializer), 0, initializer_names, KF_CASEI),
 };
 
 /* The layer keys; the order is used by layer_key_types below. kernel_size,

@@ -388,7 +388,22 @@ fail:
     return NULL;
 }
 
-void model_init_params(model *m, rng_t *r) {
+/* The half-width of the uniform draw of a kernel (rows x cols) of L. */
+static double init_limit(const layer *L, nn_init scheme) {
+    double rows = layer_kernel_rows(L), cols = layer_kernel_cols(L);
+    double window = (int)L->kind == LAYER_DENSE ? 1.0 : rows / (double)L->in_c;
+    switch (scheme) {
+    case NN_INIT_GLOROT_UNIFORM: return sqrt(6.0 / (rows + window * cols));
+    case NN_INIT_LECUN_UNIFORM: return sqrt(3.0 / rows);
+    case NN_INIT_PYTORCH: return 1.0 / sqrt(rows);
+    case NN_INIT_HE_UNIFORM: break;
+    }
+    return sqrt(6.0 / rows);
+}
+
+void model_init_params(model *m, rng_t *r) { model_init_params_with(m, r, NN_INIT_HE_UNIFORM); }
+
+void model_init_params_with(model *m, rng_t *r, nn_init scheme) {
     int dropout = 0;
     for (int l = 0; l < m->n_layers; l++) {
         const layer *L = &m->layers[l];
@@ -401,13 +416,15 @@ void model_init_params(model *m, rng_t *r) {
             continue;
         }
         if (!layer_has_kernel((int)L->kind)) continue;
-        /* He-uniform: U(-limit, limit), limit = sqrt(6 / fan_in) */
         int rows = layer_kernel_rows(L), cols = layer_kernel_cols(L);
-        double limit = sqrt(6.0 / (double)rows);
-        float *w = m->params + L->w_off;
+        double limit = init_limit(L, scheme);
+        float *w = m->params + L->w_off, *b = m->params + L->b_off;
         long n = (long)rows * cols;
         for (long j = 0; j < n; j++) w[j] = (float)((2.0 * rng_uniform(r) - 1.0) * limit);
-        memset(m->params + L->b_off, 0, (size_t)cols * sizeof(float));
+        if (scheme == NN_INIT_PYTORCH)
+            for (int j = 0; j < cols; j++) b[j] = (float)((2.0 * rng_uniform(r) - 1.0) * limit);
+        else
+            memset(b, 0, (size_t)cols * sizeof(float));
     }
     reset_state(m);
     /* only models with Dropout draw one more number (others keep their streams) */

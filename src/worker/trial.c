@@ -319,7 +319,7 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     rng_t r_init, r_train;
     rng_seed(&r_init, rng_derive(tc.seed, 1));
     rng_seed(&r_train, rng_derive(tc.seed, 2));
-    model_init_params(m, &r_init);
+    model_init_params_with(m, &r_init, (nn_init)tc.kernel_initializer);
     if (tc.model_init[0] && init_from_file(m, tc.model_init, &te)) {
         set_failed(res, TRIAL_FAILED, te.msg);
         goto finish;
