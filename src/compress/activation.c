@@ -1,24 +1,19 @@
 /* activation.c — activation pruning, CLNP (Golkar, Kagan, Cho 2019).
  *
- * Structured: for every output unit (conv: output channel, counted over
- * batch and positions) of a Dense/Conv layer followed by a ReLU or
- * LeakyReLU (through quantizers and batch norm: the ReLU's input is the
- * pre-activation), the fraction of its pre-activation outputs > 0 over
- * a window of t_delta main-stage training batches. Threshold rule
- * (PQuant's, target_sparsity 0): the unit's weights are kept iff that
- * fraction > threshold. Target rule (our extension, target_sparsity > 0):
- * the least active units of all these layers go, ties by layer then unit,
- * until the hard-mask sparsity over ALL kernels reaches the window's
- * target, a cubic ramp (magnitude_schedule) up to target_sparsity at the
- * main stage's last window; each layer keeps its most active unit, and a
- * target above that maximum is refused at set-up. Windows repeat:
- * t_start_collecting_batch batches without collection, then t_delta
- * batches of collection, then the new mask (computed from scratch, so a
- * unit can come back), and so on (PQuant counts epochs between windows
- * and applies the mask at the epoch's end; we count batches and apply it
- * at once). Not pruned: layers without a ReLU after them (the class
- * outputs), biases. Invariant: mask is 0/1 and constant along a unit's
- * inputs. */
+ * Structured: each unit (conv: output channel, over batch and positions) of
+ * a Dense/Conv layer followed by a ReLU/LeakyReLU (through quantizers and
+ * batch norm) gets the fraction of its pre-activations > 0 over a window of
+ * t_delta main-stage batches, after t_start_collecting_batch idle ones;
+ * then the masks are set from scratch (a unit can come back). Threshold
+ * rule (PQuant's; target_sparsity 0): kept iff fraction > threshold. Target
+ * rule (ours; target_sparsity > 0): least active units first (ties by layer,
+ * then unit) until the hard-mask sparsity over ALL kernels reaches the
+ * window's target, a cubic ramp (magnitude_schedule) to target_sparsity at
+ * the main stage's last window; each layer keeps its most active unit; a
+ * target above that maximum is refused at set-up. We count batches and
+ * apply a mask at once (PQuant: epochs, at the epoch's end). Never pruned:
+ * layers without a ReLU after them (class outputs), biases. Invariant: the
+ * mask is 0/1 and constant along a unit's inputs. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
