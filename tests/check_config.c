@@ -170,6 +170,20 @@ START_TEST(test_kernel_initializer) {
         ck_assert_int_eq(t.kernel_initializer, k); /* = nn_init */
         config_free_trial(&t);
     }
+    /* target_sparsity: mdmm's constraint defaults to 0.9, activation_pruning's
+     * target to 0 (PQuant's threshold rule) */
+    const char *methods[2] = {"mdmm", "activation_pruning"};
+    const double want[2] = {0.9, 0.0};
+    for (int k = 0; k < 2; k++) {
+        char text[256];
+        snprintf(text, sizeof text, MINIMAL "pruning_parameters: {pruning_method: %s}\n", methods[k]);
+        trial_config t;
+        nl_error e = {0};
+        ck_assert_msg(config_parse_trial(text, "t.yaml", "/base", &t, &e) == NL_OK, "%s", e.msg);
+        ck_assert_msg(t.prune.target_sparsity == want[k], "%s: target_sparsity %g", methods[k],
+                      t.prune.target_sparsity);
+        config_free_trial(&t);
+    }
     /* a search dimension: the grid has 2 points */
     scan_config s;
     nl_error e = {0};
