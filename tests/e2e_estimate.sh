@@ -131,6 +131,31 @@ grep -q "^total " table.out || fail "no total row"
 grep -q "Strategy: Resource" exr/hls4ml_config.yml && grep -q "^Part: xcu250-figd2104-2L-e$" exr/hls4ml_config.yml ||
     fail "export flags"
 
+echo "== a trial's model.h5: estimate and export start from its fpga: section"
+"$NNLO" data jets jets.h5 --samples 2000 --seed 1 > /dev/null 2>&1 || fail "data jets"
+cat > trial.yaml <<'EOF'
+data: {train: jets.h5, validation_split: 0.2}
+model: {layers: [{type: dense, units: 8}, {type: relu}, {type: dense}]}
+training_parameters: {epochs: 1, batch_size: 64}
+quantization_parameters: {enable_quantization: true}
+fpga: {part: xc7z020clg400-1, clock_period: 10, strategy: resource, reuse_factor: 4}
+EOF
+"$NNLO" train trial.yaml --out tr --json > tr.json 2> tr.err || { cat tr.err; fail "train"; }
+"$NNLO" estimate tr/model.h5 --json > te.json || fail "estimate of the trial's model"
+grep -qF '"part": "xc7z020clg400-1", "clock_ns": 10, "strategy": "resource", "reuse_factor": 4' te.json ||
+    { head -c 300 te.json; fail "estimate ignored the trial's fpga: section"; }
+for k in dsp lut ff bram18 latency_cycles latency_ns ebops; do
+    a=$(grep -o "\"$k\": [0-9.e+-]*" tr.json | head -1)
+    b=$(grep -o "\"$k\": [0-9.e+-]*" te.json | head -1)
+    [ -n "$a" ] && [ "$a" = "$b" ] || fail "$k: the trial says '$a', estimate '$b'"
+done
+"$NNLO" estimate tr/model.h5 --part xcvu13p-flga2577-2-e --json > te2.json
+grep -qF '"part": "xcvu13p-flga2577-2-e", "clock_ns": 10, "strategy": "resource"' te2.json ||
+    fail "--part did not override the trial's part (or dropped its other settings)"
+"$NNLO" export tr/model.h5 --hls4ml trx > /dev/null || fail "export of the trial's model"
+grep -q "^Part: xc7z020clg400-1$" trx/hls4ml_config.yml && grep -q "^ClockPeriod: 10$" trx/hls4ml_config.yml &&
+    grep -q "ReuseFactor: 4" trx/hls4ml_config.yml || { cat trx/hls4ml_config.yml; fail "export ignored the trial's fpga: section"; }
+
 echo "== errors"
 set +e
 "$NNLO" estimate export.out > /dev/null 2> err1; rc1=$?

@@ -2,7 +2,9 @@
  * and printing around keras_net_load, hls4ml_config_load,
  * hls4ml_fpga_layers + fpga_estimate_ex, keras_net_save_nnlo and
  * hls4ml_export. Flags override the hls4ml config file, which overrides
- * hls4ml's defaults. Prints to stdout (results) and stderr (errors). */
+ * the `fpga:` section of the trial that wrote the model (nnlo-c files from
+ * a scan or `train`), which overrides hls4ml's defaults. Prints to stdout
+ * (results) and stderr (errors). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,24 @@ static int apply_flags(const char *cmd, const fpga_flags *f, hls4ml_config *c) {
         c->has_precision = 1;
     }
     return 0;
+}
+
+/* The `fpga:` section of the trial config stored in an nnlo-c model file
+ * (root attribute trial_yaml). Returns 1 and fills *out when there is one;
+ * 0 for Keras files and models without it; a config that no longer parses
+ * is warned about (naming the file) and ignored. */
+static int trial_fpga(const char *cmd, const char *path, const char *trial_yaml, cfg_fpga *out) {
+    if (!trial_yaml) return 0;
+    trial_config tc;
+    nl_error e = {0};
+    if (config_parse_trial(trial_yaml, path, NULL, &tc, &e) != NL_OK) {
+        fprintf(stderr, "nnlo-c %s: warning: %s: its trial config does not parse (%s); using hls4ml's "
+                        "FPGA defaults\n", cmd, path, e.msg);
+        return 0;
+    }
+    *out = tc.fpga;
+    config_free_trial(&tc);
+    return 1;
 }
 
 static void cost_json(sbuf *b, const fpga_cost *c) {
@@ -186,10 +206,12 @@ int cmd_estimate(int argc, char **argv) {
         hls4ml_config_free(&hc);
         return 1;
     }
+    cfg_fpga from_trial;
+    int have_trial = !net.from_keras && trial_fpga("estimate", model, net.f.trial_yaml, &from_trial);
     hls4ml_net hn;
     fpga_report rep;
     nl_status st = hls4ml_fpga_layers(net.f.m, net.f.info, net.softmax ? net.softmax_name : NULL, net.input_name,
-                                      &hc, NULL, &hn, &e);
+                                      &hc, have_trial ? &from_trial : NULL, &hn, &e);
     if (!st) st = fpga_estimate_ex(hn.layers, hn.n, &hn.fpga, &hn.opt, &rep, &e);
     if (st) fprintf(stderr, "nnlo-c: %s: %s\n", model, e.msg);
     else {
@@ -244,13 +266,19 @@ int cmd_export(int argc, char **argv) {
     if (fl.precision) { fprintf(stderr, "nnlo-c export: --precision is not an export option (types come from the model)\n"); return 2; }
     hls4ml_config hc;
     hls4ml_config_default(&hc);
+    nl_error e = {0};
+    if (!keras_is_keras_file(model)) { /* start from the trial's fpga: section, if any */
+        modelio_file mf;
+        if (modelio_load(model, 1, &mf, &e) != NL_OK) { fprintf(stderr, "nnlo-c: %s\n", e.msg); return e.code == NL_ERR_IO ? 1 : 2; }
+        trial_fpga("export", model, mf.trial_yaml, &hc.fpga);
+        modelio_free(&mf);
+    }
     int rc = apply_flags("export", &fl, &hc);
     if (rc) return rc;
     if (!fpga_part_find(hc.fpga.part)) {
         fprintf(stderr, "nnlo-c export: unknown part '%s' (see docs/fpga.md for the table)\n", hc.fpga.part);
         return 2;
     }
-    nl_error e = {0};
     nl_status st = hls4ml_export_file(model, &hc.fpga, dir, &e);
     if (st) { fprintf(stderr, "nnlo-c: %s\n", e.msg); return st == NL_ERR_DATA || st == NL_ERR_CONFIG ? 2 : 1; }
     printf("wrote %s/model.json, model_weights.h5, hls4ml_config.yml, weights/w<N>.txt, b<N>.txt\n"
