@@ -40,4 +40,28 @@ grep -q '"scan_drained"' "$T/drain/journal.jsonl" || { cat "$T/d1.err"; fail "no
 slurm_srun -n 3 "$NNLO" scan.yaml --out "$T/drain" --resume --quiet > /dev/null 2> "$T/d2.err" ||
     { cat "$T/d2.err"; fail "resume under srun failed"; }
 [ "$(grep -c '"trial_end"' "$T/drain/journal.jsonl")" -eq 4 ] || fail "resume did not finish exactly the 4 trials"
+echo "== a killed worker ends the step (--kill-on-bad-exit, as in slurm/nnlo-c.sbatch); --resume finishes"
+sed 's/epochs: 300/epochs: 6000/' scan.yaml > scan_kill.yaml   # about 9 s a trial
+srun --mpi=pmix --kill-on-bad-exit=1 -n 3 "$NNLO" scan_kill.yaml --out "$T/killed" --quiet > "$T/k1.out" 2> "$T/k1.err" &
+pid=$!
+for _ in $(seq 1 600); do
+    grep -q '"trial_end"' "$T/killed/journal.jsonl" 2>/dev/null && break
+    sleep 0.2
+done
+grep -q '"trial_end"' "$T/killed/journal.jsonl" || fail "no trial finished before the kill"
+victim=""
+for p in $(pgrep -f -- "--out $T/killed"); do   # a worker: PMIx rank 1 or 2
+    r=$(tr '\0' '\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^PMIX_RANK=//p')
+    [ -n "$r" ] && [ "$r" != 0 ] && { victim=$p; break; }
+done
+[ -n "$victim" ] || fail "no worker process found"
+kill -KILL "$victim"
+for _ in $(seq 1 900); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -0 $pid 2>/dev/null && { scancel "$(squeue -h -o %i | head -n 1)"; fail "the step did not end within 90 s of a killed worker"; }
+if wait $pid; then fail "a killed worker should fail the step"; fi
+done1=$(grep -c '"trial_end"' "$T/killed/journal.jsonl")
+[ "$done1" -ge 1 ] || fail "the finished trial was lost"
+slurm_srun -n 3 "$NNLO" scan_kill.yaml --out "$T/killed" --resume --quiet > /dev/null 2> "$T/k2.err" ||
+    { cat "$T/k2.err"; fail "resume after a killed worker failed"; }
+[ "$(grep -c '"trial_end"' "$T/killed/journal.jsonl")" -eq 4 ] || fail "resume did not finish exactly the 4 trials"
 echo "PASS e2e_slurm"
