@@ -46,6 +46,7 @@ DEPS_worker   := util config data nn compress fpga io comm worker
 DEPS_master   := util config data nn compress fpga io comm worker master
 DEPS_keras    := util config data nn compress fpga io
 DEPS_shrink   := util config data nn compress fpga io
+DEPS_checkpoint := util config data nn compress fpga io comm worker
 
 src_of  = $(wildcard src/$(1)/*.c)
 obj_of  = $(patsubst src/%.c,$(BUILD)/%.o,$(call src_of,$(1)))

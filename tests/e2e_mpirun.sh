@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # e2e_mpirun.sh — a real scan under `mpirun -n 3` (1 master, 2 workers) on
-# a small jets set; then a drain by SIGTERM and --resume, checked against
-# the uninterrupted scan. Also the one-process (in-process transport) path.
+# a small jets set; then a drain by SIGUSR1 and --resume, checked against
+# the uninterrupted scan: interrupted trials continue from their epoch
+# checkpoints (trials/<id>/checkpoint.bin), and results.csv and every
+# history.csv equal the uninterrupted scan's (timings aside). Also the
+# one-process (in-process transport) path.
 source "$(dirname "$0")/e2e_common.sh"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -38,11 +41,35 @@ wait $pid || { cat "$T/r1.err"; fail "drained scan did not exit 0"; }
 grep -q '"scan_drained"' "$T/resume/journal.jsonl" || { cat "$T/r1.err"; fail "no scan_drained event"; }
 done1=$(grep -c '"trial_end"' "$T/resume/journal.jsonl")
 echo "drained with $done1 finished trials"
+ls "$T"/resume/trials/*/checkpoint.bin > "$T/ckpts.txt" 2>/dev/null ||
+    fail "no trial left a checkpoint when drained"
+echo "checkpoints left by the drain: $(wc -l < "$T/ckpts.txt")"
 timeout 900 mpirun -n 3 "$NNLO" scan.yaml --out "$T/resume" --resume --quiet > "$T/r2.out" 2> "$T/r2.err" ||
     { cat "$T/r2.err"; fail "resume failed"; }
 [ "$(grep -c '"trial_end"' "$T/resume/journal.jsonl")" -eq 4 ] || fail "resume did not finish exactly the 4 trials"
+# every checkpointed trial continued from it (its log says after which
+# epoch), none restarted from epoch 0, and no checkpoint is left over
+while read -r ck; do
+    d=$(dirname "$ck")
+    grep -q "resuming from its checkpoint after epoch" "$d/log" ||
+        { cat "$d/log"; fail "$d did not resume from its checkpoint"; }
+    grep -h "resuming from its checkpoint" "$d/log"
+    [ ! -e "$ck" ] || fail "$ck left after the trial finished"
+done < "$T/ckpts.txt"
 timeout 900 mpirun -n 3 "$NNLO" scan.yaml --out "$T/straight" --quiet > /dev/null 2>&1 || fail "reference scan failed"
-cut -d, -f1-8 "$T/resume/results.csv" > "$T/a.csv"   # trial, status, dims, accuracy metrics
-cut -d, -f1-8 "$T/straight/results.csv" > "$T/b.csv"
+# results.csv without the wall-time columns
+nontime() {
+    awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i!="train_seconds" && $i!="train_samples_per_s") k[i]=1}
+             {s=""; for(i=1;i<=NF;i++) if(k[i]) s=s (s==""?"":",") $i; print s}' "$1"
+}
+nontime "$T/resume/results.csv" > "$T/a.csv"
+nontime "$T/straight/results.csv" > "$T/b.csv"
+[ "$(head -1 "$T/a.csv" | tr ',' '\n' | wc -l)" -gt 20 ] || fail "results.csv has too few columns: $(head -1 "$T/a.csv")"
 diff "$T/a.csv" "$T/b.csv" || fail "resumed scan differs from the uninterrupted one"
+for id in 0 1 2 3; do   # per-epoch history, without the seconds column
+    diff <(cut -d, -f1-11 "$T/resume/trials/$id/history.csv") <(cut -d, -f1-11 "$T/straight/trials/$id/history.csv") ||
+        fail "trial $id: history.csv of the resumed scan differs"
+    cmp "$T/resume/trials/$id/layers.csv" "$T/straight/trials/$id/layers.csv" ||
+        fail "trial $id: layers.csv of the resumed scan differs"
+done
 echo "PASS e2e_mpirun"

@@ -137,6 +137,74 @@ const float *compress_mask(const compress *c, int layer);
 void compress_layer_formats(const compress *c, int layer, fixed_spec *w, fixed_spec *b,
                             fixed_spec *in, fixed_spec *out);
 
+/* ---- checkpoints (checkpoint.c) -------------------------------------------
+ *
+ * A checkpoint is a sequence of tagged records: a tag (1..63 characters),
+ * a length and that many bytes, in host byte order (the file header's
+ * byte-order mark rejects a file from another byte order). Readers consume
+ * the records in the order they were written and check tag and length, so
+ * a file from another layout is refused, never misread. */
+
+typedef struct {
+    unsigned char *p;          /* malloc'd; ckpt_writer_free */
+    size_t len, cap;
+    int nomem;                 /* an allocation failed: the content is incomplete */
+} ckpt_writer;
+void ckpt_put(ckpt_writer *w, const char *tag, const void *data, size_t len);
+void ckpt_put_i64(ckpt_writer *w, const char *tag, int64_t v);
+void ckpt_put_f64(ckpt_writer *w, const char *tag, double v);
+void ckpt_writer_free(ckpt_writer *w); /* NULL-safe; w is empty after */
+
+typedef struct {
+    const unsigned char *p;    /* not owned */
+    size_t len, pos;
+} ckpt_reader;
+/* The next record must carry `tag` and exactly len bytes (copied to out);
+ * else NL_ERR_DATA naming the tag, what was expected and what was found. */
+nl_status ckpt_get(ckpt_reader *r, const char *tag, void *out, size_t len, nl_error *e);
+nl_status ckpt_get_i64(ckpt_reader *r, const char *tag, int64_t *v, nl_error *e);
+nl_status ckpt_get_f64(ckpt_reader *r, const char *tag, double *v, nl_error *e);
+/* The next record, any length: *data points into the reader's buffer. */
+nl_status ckpt_get_var(ckpt_reader *r, const char *tag, const void **data, size_t *len,
+                       nl_error *e);
+
+/* FNV-1a, 64 bits (the trial YAML's fingerprint, the payload checksum). */
+uint64_t ckpt_hash(const void *data, size_t len);
+
+/* Writes the records of w to path atomically (fs_write_atomic) behind a
+ * 40-byte header: magic "NNLOCKPT", format version, byte-order mark, the
+ * caller's key (the hash of the trial YAML), payload length and checksum. */
+nl_status ckpt_write_file(const char *path, uint64_t key, const ckpt_writer *w, nl_error *e);
+/* Reads and checks a file written by ckpt_write_file: NL_ERR_IO when it
+ * cannot be read, NL_ERR_DATA (message says which) when it is truncated,
+ * corrupted, of another version or byte order, or its key differs. On
+ * NL_OK *buf (malloc'd, caller frees) holds the file and r reads its
+ * records. */
+nl_status ckpt_read_file(const char *path, uint64_t key, unsigned char **buf, ckpt_reader *r,
+                         nl_error *e);
+
+/* Appends everything compress_train needs to continue bit for bit after
+ * the epoch just finished: the model's params, non-trainable state and
+ * Dropout rng, the optimizer's m, v and t, the training rng r, every
+ * layer's mask, dead units and the frozen flag, the stage machine's
+ * position (stage, round, epoch, step, patience, the rewind snapshot) and
+ * the pruning method's own state. Valid only inside compress_train's
+ * epoch callback (NL_ERR_INVALID otherwise). */
+nl_status compress_state_save(const compress *c, const optim *o, const rng_t *r, ckpt_writer *w,
+                              nl_error *e);
+/* Reads what compress_state_save wrote into a compress object freshly
+ * created with the same configuration on a model of the same layout (and
+ * its optimizer and training rng); the next compress_train (same
+ * arguments) continues after the saved epoch: its callback sees only the
+ * epochs that follow. NL_ERR_DATA naming the record on any mismatch: the
+ * objects are then half-restored, rebuild them before training. */
+nl_status compress_state_load(compress *c, optim *o, rng_t *r, ckpt_reader *rd, nl_error *e);
+/* The position a loaded checkpoint continues from (0 if none is pending):
+ * the stage, round and epoch of the last finished epoch, and how many
+ * epochs of this compress_train call were finished. */
+int compress_resume_point(const compress *c, train_stage *stage, int *round, int *epoch,
+                          int *finished);
+
 /* EBOPs of one dense layer: sum over nonzero weights of
  * bits(input) * bit_span(weight). w is (in, out). */
 double compress_ebops_dense(const float *w, int in, int out, const fixed_spec *w_spec,

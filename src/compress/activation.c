@@ -275,6 +275,36 @@ static void clnp_bwd(compress *c, int li, const float *w, float *g) {
     for (long j = 0; j < L->n; j++) g[j] *= L->mask[j];
 }
 
+/* Checkpoint: the open window's counts and samples, the window counters
+ * and the ramp's length (the masks are the layers' own). */
+static void clnp_save_state(const compress *c, ckpt_writer *w) {
+    const clnp_state *s = c->state;
+    for (int l = 0; l < c->n_layers; l++)
+        ckpt_put(w, "clnp_active", s->active[l],
+                 s->active[l] ? (size_t)c->layers[l].out * sizeof(double) : 0);
+    ckpt_put(w, "clnp_samples", s->samples, (size_t)c->n_layers * sizeof(double));
+    int64_t k[4] = {s->since, s->collected, s->windows, s->n_windows};
+    ckpt_put(w, "clnp_counters", k, sizeof k);
+}
+
+static nl_status clnp_load_state(compress *c, ckpt_reader *r, nl_error *e) {
+    clnp_state *s = c->state;
+    nl_status st;
+    for (int l = 0; l < c->n_layers; l++)
+        if ((st = ckpt_get(r, "clnp_active", s->active[l],
+                           s->active[l] ? (size_t)c->layers[l].out * sizeof(double) : 0, e)))
+            return st;
+    if ((st = ckpt_get(r, "clnp_samples", s->samples, (size_t)c->n_layers * sizeof(double), e)))
+        return st;
+    int64_t k[4];
+    if ((st = ckpt_get(r, "clnp_counters", k, sizeof k, e))) return st;
+    s->since = (long)k[0];
+    s->collected = (long)k[1];
+    s->windows = (int)k[2];
+    s->n_windows = (int)k[3];
+    return NL_OK;
+}
+
 const prune_ops prune_activation_ops = {
     .name = "activation_pruning",
     .init = clnp_init,
@@ -284,4 +314,6 @@ const prune_ops prune_activation_ops = {
     .backward = clnp_bwd,
     .post_step = clnp_post_step,
     .observe = clnp_observe,
+    .save_state = clnp_save_state,
+    .load_state = clnp_load_state,
 };

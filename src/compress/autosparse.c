@@ -213,6 +213,23 @@ static void as_freeze(compress *c) {
 
 double autosparse_current_alpha(const compress *c) { return ((const as_state *)c->state)->alpha; }
 
+/* Checkpoint: alpha and whether the main stage ran (T is in params;
+ * sigmoid(T) is recomputed by every forward). */
+static void as_save_state(const compress *c, ckpt_writer *w) {
+    const as_state *s = c->state;
+    ckpt_put_f64(w, "autosparse_alpha", s->alpha);
+    ckpt_put_i64(w, "autosparse_ran", s->ran);
+}
+
+static nl_status as_load_state(compress *c, ckpt_reader *r, nl_error *e) {
+    as_state *s = c->state;
+    int64_t ran;
+    nl_status st = ckpt_get_f64(r, "autosparse_alpha", &s->alpha, e);
+    if (st || (st = ckpt_get_i64(r, "autosparse_ran", &ran, e))) return st;
+    s->ran = (int)ran;
+    return NL_OK;
+}
+
 const prune_ops prune_autosparse_ops = {
     .name = "autosparse",
     .init = as_init,
@@ -224,4 +241,6 @@ const prune_ops prune_autosparse_ops = {
     .post_step = as_post_step,
     .freeze = as_freeze,
     .plan = as_plan,
+    .save_state = as_save_state,
+    .load_state = as_load_state,
 };

@@ -209,6 +209,7 @@ void compress_free(compress *c) {
         free(c->layers[l].dead);
     }
     free(c->layers);
+    free(c->snap);
     free(c);
 }
 

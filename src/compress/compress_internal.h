@@ -34,6 +34,19 @@ typedef struct {
 
 struct prune_ops;
 
+/* Where compress_train stands after an epoch (what a checkpoint records),
+ * or, loaded from one, where it continues. */
+typedef struct {
+    int valid;                 /* 1: the fields below hold a position */
+    train_stage stage;         /* of the last finished epoch */
+    int round, epoch;          /* round (main stage; else 0) and epoch within the stage */
+    int global_epoch;          /* epochs finished in this compress_train call */
+    double best_val;           /* fine-tuning patience: best validation loss so far */
+    int since_best;            /* epochs since it */
+    int stop;                  /* patience expired after this epoch: training ends here */
+    int have_snap;             /* c->snap holds the save_weights_epoch snapshot */
+} cm_position;
+
 struct compress {
     model *m;
     cfg_pruning p;
@@ -53,6 +66,10 @@ struct compress {
     char **disable; int n_disable;
     struct cq_state *quant;    /* quant.c: formats, bit groups, HGQ (NULL: quantization off) */
     struct cd_state *distill;  /* distill.c: teacher (NULL: no distillation) */
+    cm_position pos;           /* set by compress_train after each epoch, before the callback */
+    cm_position resume;        /* set by compress_state_load; consumed by compress_train */
+    float *snap;               /* (n_params) the rewind snapshot (kernels and biases) while
+                                  compress_train runs, or loaded from a checkpoint */
 };
 
 /* A pruning method. Everything but name may be NULL. The compress object
@@ -86,6 +103,14 @@ typedef struct prune_ops {
     /* Main stage, training forward passes: the (B, in_size) input of model
      * layer `layer` (Wanda's feature norms, CLNP's activation counts). */
     void (*observe)(compress *c, int layer, const float *in, int B);
+    /* Checkpoints (checkpoint.c): the method's state that lives across
+     * epochs and is not in the model's flat buffer (budgets, counters,
+     * accumulators, schedules), as tagged records; load_state reads back
+     * exactly what save_state wrote, in order, into a freshly initialised
+     * object (NL_ERR_DATA on a tag or length mismatch, via ckpt_get). A
+     * method without state across epochs leaves both NULL. */
+    void (*save_state)(const compress *c, ckpt_writer *w);
+    nl_status (*load_state)(compress *c, ckpt_reader *r, nl_error *e);
 } prune_ops;
 
 extern const prune_ops prune_pdp_ops;

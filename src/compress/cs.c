@@ -274,6 +274,23 @@ static void cs_freeze(compress *c) {
 
 double cs_beta(const compress *c) { return ((const cs_state *)c->state)->beta; }
 
+/* Checkpoint: beta and whether the main stage ran (s is in params; the
+ * soft masks are recomputed by every forward). */
+static void cs_save_state(const compress *c, ckpt_writer *w) {
+    const cs_state *s = c->state;
+    ckpt_put_f64(w, "cs_beta", s->beta);
+    ckpt_put_i64(w, "cs_ran", s->ran);
+}
+
+static nl_status cs_load_state(compress *c, ckpt_reader *r, nl_error *e) {
+    cs_state *s = c->state;
+    int64_t ran;
+    nl_status st = ckpt_get_f64(r, "cs_beta", &s->beta, e);
+    if (st || (st = ckpt_get_i64(r, "cs_ran", &ran, e))) return st;
+    s->ran = (int)ran;
+    return NL_OK;
+}
+
 const prune_ops prune_cs_ops = {
     .name = "cs",
     .init = cs_init,
@@ -286,4 +303,6 @@ const prune_ops prune_cs_ops = {
     .freeze = cs_freeze,
     .plan = cs_plan,
     .extra_loss = cs_extra_loss,
+    .save_state = cs_save_state,
+    .load_state = cs_load_state,
 };

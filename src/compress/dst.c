@@ -194,6 +194,17 @@ static void dst_post_step(compress *c) {
     }
 }
 
+/* Checkpoint: the reset counters (the thresholds are in params). */
+static void dst_save_state(const compress *c, ckpt_writer *w) {
+    const dst_state *s = c->state;
+    ckpt_put(w, "dst_resets", s->resets, (size_t)c->n_layers * sizeof(long));
+}
+
+static nl_status dst_load_state(compress *c, ckpt_reader *r, nl_error *e) {
+    dst_state *s = c->state;
+    return ckpt_get(r, "dst_resets", s->resets, (size_t)c->n_layers * sizeof(long), e);
+}
+
 const prune_ops prune_dst_ops = {
     .name = "dst",
     .init = dst_init,
@@ -204,4 +215,6 @@ const prune_ops prune_dst_ops = {
     .post_step = dst_post_step,
     .plan = dst_plan,
     .extra_loss = dst_extra_loss,
+    .save_state = dst_save_state,
+    .load_state = dst_load_state,
 };

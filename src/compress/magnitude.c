@@ -145,6 +145,15 @@ static void mag_bwd(compress *c, int li, const float *w, float *g) {
     for (long j = 0; j < c->layers[li].n; j++) g[j] *= mask[j];
 }
 
+/* Checkpoint: the current target (the masks are the layers' own). */
+static void mag_save_state(const compress *c, ckpt_writer *w) {
+    ckpt_put_f64(w, "magnitude_sparsity", ((const mag_state *)c->state)->sparsity);
+}
+
+static nl_status mag_load_state(compress *c, ckpt_reader *r, nl_error *e) {
+    return ckpt_get_f64(r, "magnitude_sparsity", &((mag_state *)c->state)->sparsity, e);
+}
+
 const prune_ops prune_magnitude_ops = {
     .name = "magnitude",
     .init = mag_init,
@@ -153,4 +162,6 @@ const prune_ops prune_magnitude_ops = {
     .forward = mag_fwd,
     .backward = mag_bwd,
     .post_step = mag_post_step,
+    .save_state = mag_save_state,
+    .load_state = mag_load_state,
 };

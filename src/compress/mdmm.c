@@ -165,6 +165,19 @@ static void mdmm_epoch_end(compress *c) { hard_masks(c); }
 
 static void mdmm_freeze(compress *c) { hard_masks(c); }
 
+/* Checkpoint: the multipliers and the last infeasibilities. */
+static void mdmm_save_state(const compress *c, ckpt_writer *w) {
+    const mdmm_state *s = c->state;
+    ckpt_put(w, "mdmm_lambda", s->lambda, (size_t)c->n_layers * sizeof(double));
+    ckpt_put(w, "mdmm_h", s->h, (size_t)c->n_layers * sizeof(double));
+}
+
+static nl_status mdmm_load_state(compress *c, ckpt_reader *r, nl_error *e) {
+    mdmm_state *s = c->state;
+    nl_status st = ckpt_get(r, "mdmm_lambda", s->lambda, (size_t)c->n_layers * sizeof(double), e);
+    return st ? st : ckpt_get(r, "mdmm_h", s->h, (size_t)c->n_layers * sizeof(double), e);
+}
+
 const prune_ops prune_mdmm_ops = {
     .name = "mdmm",
     .init = mdmm_init,
@@ -173,4 +186,6 @@ const prune_ops prune_mdmm_ops = {
     .post_step = mdmm_post_step,
     .freeze = mdmm_freeze,
     .extra_loss = mdmm_extra_loss,
+    .save_state = mdmm_save_state,
+    .load_state = mdmm_load_state,
 };

@@ -321,6 +321,20 @@ static void pdp_freeze(compress *c) {
     }
 }
 
+/* Checkpoint: the budgets (set-up) and this epoch's ratios; thresholds,
+ * boundary weights and unit masks are recomputed by every forward. */
+static void pdp_save_state(const compress *c, ckpt_writer *w) {
+    const pdp_state *s = c->state;
+    ckpt_put(w, "pdp_budget", s->budget, (size_t)c->n_layers * sizeof(double));
+    ckpt_put(w, "pdp_ratio", s->ratio, (size_t)c->n_layers * sizeof(double));
+}
+
+static nl_status pdp_load_state(compress *c, ckpt_reader *r, nl_error *e) {
+    pdp_state *s = c->state;
+    nl_status st = ckpt_get(r, "pdp_budget", s->budget, (size_t)c->n_layers * sizeof(double), e);
+    return st ? st : ckpt_get(r, "pdp_ratio", s->ratio, (size_t)c->n_layers * sizeof(double), e);
+}
+
 const prune_ops prune_pdp_ops = {
     .name = "pdp",
     .init = pdp_init,
@@ -330,4 +344,6 @@ const prune_ops prune_pdp_ops = {
     .forward = pdp_fwd,
     .backward = pdp_bwd,
     .freeze = pdp_freeze,
+    .save_state = pdp_save_state,
+    .load_state = pdp_load_state,
 };

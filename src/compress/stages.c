@@ -5,9 +5,11 @@
  * non-final round, rewind never / every-round / post-training-stage) ->
  * masks hard and frozen -> fine-tuning. The method's epoch index restarts
  * in each stage and round; lr_at holds the learning-rate schedules. One
- * epoch_record per epoch to the callback. Deliberately not here:
- * data loading, early-stopping policy beyond fine-tuning patience (the
- * callback decides), checkpoints. */
+ * epoch_record per epoch to the callback, after c->pos says where the run
+ * stands (what a checkpoint saves); a loaded position (c->resume) makes the
+ * run continue after it. Deliberately not here: data loading, early-stopping
+ * policy beyond fine-tuning patience (the callback decides), the checkpoint
+ * format (checkpoint.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,7 @@ typedef struct {
     int global_epoch;
     double best_val;
     int since_best;
+    int have_snap;
 } run_ctx;
 
 /* 0: go on; 1: stop (callback or patience); < 0: error in *rc. */
@@ -124,6 +127,27 @@ static int run_epoch(run_ctx *x, train_stage st, int round, int epoch, nl_status
     rec.seconds = time_now() - t0;
     rec.train_seconds = train_seconds;
     x->global_epoch++;
+    /* Patience applies to fine-tuning only: earlier stages follow the
+     * pruning schedule, which a stop would cut short. Decided before the
+     * callback so that a checkpoint written there holds it. */
+    int patience_stop = 0;
+    if (st == STAGE_FINETUNE && x->t->early_stopping_patience > 0 && x->d->n_val > 0) {
+        if (vs.loss < x->best_val) {
+            x->best_val = vs.loss;
+            x->since_best = 0;
+        } else if (++x->since_best >= x->t->early_stopping_patience) {
+            patience_stop = 1;
+        }
+    }
+    c->pos.valid = 1;
+    c->pos.stage = st;
+    c->pos.round = rec.round;
+    c->pos.epoch = epoch;
+    c->pos.global_epoch = x->global_epoch;
+    c->pos.best_val = x->best_val;
+    c->pos.since_best = x->since_best;
+    c->pos.stop = patience_stop;
+    c->pos.have_snap = x->have_snap;
     if (x->cb) {
         int v = x->cb(x->ctx, &rec);
         if (v == 2) {
@@ -132,17 +156,7 @@ static int run_epoch(run_ctx *x, train_stage st, int round, int epoch, nl_status
         }
         if (v == 1) return 1;
     }
-    /* Patience applies to fine-tuning only: earlier stages follow the
-     * pruning schedule, which a stop would cut short. */
-    if (st == STAGE_FINETUNE && x->t->early_stopping_patience > 0 && x->d->n_val > 0) {
-        if (vs.loss < x->best_val) {
-            x->best_val = vs.loss;
-            x->since_best = 0;
-        } else if (++x->since_best >= x->t->early_stopping_patience) {
-            return 1;
-        }
-    }
-    return 0;
+    return patience_stop;
 }
 
 /* Dense kernels and biases: the ranges a snapshot covers. */
@@ -181,24 +195,54 @@ nl_status compress_train(compress *c, model *m, optim *o, const cfg_training *t,
                       "%d) (got %d): there is no snapshot to rewind to",
                       t->rewind == REWIND_EVERY_ROUND ? "every-round" : "post-training-stage",
                       t->epochs, save);
+    /* A loaded checkpoint: continue after its epoch (consumed here). */
+    cm_position P = c->resume;
+    int resume = P.valid;
+    c->resume.valid = 0;
+    c->pos.valid = 0;
     c->t = *t;
-    float *snap = NULL;
-    if (can_save) {
-        snap = malloc((size_t)m->n_params * sizeof *snap);
-        if (!snap) return nl_err(e, NL_ERR_NOMEM, "compress_train: out of memory for a snapshot");
+    if (can_save && !c->snap) {
+        c->snap = calloc((size_t)m->n_params + 1, sizeof *c->snap);
+        if (!c->snap) return nl_err(e, NL_ERR_NOMEM, "compress_train: out of memory for a snapshot");
     }
+    float *snap = can_save ? c->snap : NULL;
     run_ctx x = {.c = c, .m = m, .o = o, .t = t, .d = d, .r = r, .cb = cb, .ctx = ctx,
                  .best_val = INFINITY};
     int batch = t->batch_size > 0 ? t->batch_size : 1;
     c->steps_per_epoch = d->n_train > 0 ? (d->n_train + batch - 1) / batch : 1;
-    c->frozen = 0;
     nl_status rc = NL_OK;
-    int stop = 0, have_snap = 0;
+    int stop = 0;
+    /* First epoch of each stage to run; everything before was done. */
+    int pre0 = 0, rd0 = 0, main0 = 0, fine0 = 0, did_setup = 0;
+    if (resume) {
+        x.global_epoch = P.global_epoch;
+        x.best_val = P.best_val;
+        x.since_best = P.since_best;
+        x.have_snap = P.have_snap && snap;
+        stop = P.stop;
+        if (P.stage == STAGE_PRETRAIN) {
+            pre0 = P.epoch + 1;
+        } else {
+            pre0 = t->pretraining_epochs;
+            did_setup = 1;
+            if (P.stage == STAGE_MAIN) {
+                rd0 = P.round;
+                main0 = P.epoch + 1;
+            } else {
+                rd0 = t->rounds;
+                fine0 = P.epoch + 1;
+            }
+        }
+    } else {
+        c->frozen = 0;
+    }
 
     /* 1. Pre-training: no pruning. */
-    c->stage = STAGE_PRETRAIN;
-    c->n_epochs = t->pretraining_epochs;
-    for (int ep = 0; ep < t->pretraining_epochs && !stop; ep++) {
+    if (!stop) {
+        c->stage = STAGE_PRETRAIN;
+        c->n_epochs = t->pretraining_epochs;
+    }
+    for (int ep = pre0; ep < t->pretraining_epochs && !stop; ep++) {
         int v = run_epoch(&x, STAGE_PRETRAIN, 0, ep, &rc, e);
         if (v < 0) goto done;
         stop = v;
@@ -207,14 +251,15 @@ nl_status compress_train(compress *c, model *m, optim *o, const cfg_training *t,
     if (!stop) {
         c->stage = STAGE_MAIN;
         c->n_epochs = t->epochs;
-        if (c->pruning && c->ops && c->ops->setup) c->ops->setup(c);
+        if (!did_setup && c->pruning && c->ops && c->ops->setup) c->ops->setup(c);
     }
-    for (int rd = 0; rd < t->rounds && !stop; rd++) {
-        c->step = 0;
-        for (int ep = 0; ep < t->epochs && !stop; ep++) {
+    for (int rd = rd0; rd < t->rounds && !stop; rd++) {
+        int ep0 = rd == rd0 ? main0 : 0;
+        if (ep0 == 0) c->step = 0;
+        for (int ep = ep0; ep < t->epochs && !stop; ep++) {
             if (rd == 0 && ep == save && snap) {
                 copy_dense(c, snap, m->params);
-                have_snap = 1;
+                x.have_snap = 1;
             }
             int v = run_epoch(&x, STAGE_MAIN, rd, ep, &rc, e);
             if (v < 0) goto done;
@@ -224,8 +269,8 @@ nl_status compress_train(compress *c, model *m, optim *o, const cfg_training *t,
         if (rd < t->rounds - 1 && c->pruning && c->ops && c->ops->round_end)
             c->ops->round_end(c, rd);
         int last = rd == t->rounds - 1;
-        if (have_snap && (t->rewind == REWIND_EVERY_ROUND ||
-                          (t->rewind == REWIND_POST_TRAINING && last))) {
+        if (x.have_snap && (t->rewind == REWIND_EVERY_ROUND ||
+                            (t->rewind == REWIND_POST_TRAINING && last))) {
             copy_dense(c, m->params, snap);
             optim_reset(o);
         }
@@ -234,7 +279,7 @@ nl_status compress_train(compress *c, model *m, optim *o, const cfg_training *t,
     freeze_masks(c);
     c->stage = STAGE_FINETUNE;
     c->n_epochs = t->fine_tuning_epochs;
-    for (int ep = 0; ep < t->fine_tuning_epochs && !stop; ep++) {
+    for (int ep = fine0; ep < t->fine_tuning_epochs && !stop; ep++) {
         int v = run_epoch(&x, STAGE_FINETUNE, 0, ep, &rc, e);
         if (v < 0) goto done;
         stop = v;
@@ -244,6 +289,8 @@ done:
     freeze_masks(c);
     c->stage = STAGE_FINETUNE;
     cm_pre_forward(c);
-    free(snap);
+    free(c->snap);
+    c->snap = NULL;
+    c->pos.valid = 0;
     return rc;
 }

@@ -259,6 +259,33 @@ static void wanda_freeze(compress *c) {
     s->done = 1;
 }
 
+/* Checkpoint: the accumulated input norms, budgets and batch counters
+ * (the masks are the layers' own). */
+static void wanda_save_state(const compress *c, ckpt_writer *w) {
+    const wanda_state *s = c->state;
+    for (int l = 0; l < c->n_layers; l++)
+        ckpt_put(w, "wanda_sqsum", s->sqsum[l], (size_t)s->nfeat[l] * sizeof(double));
+    ckpt_put(w, "wanda_budget", s->budget, (size_t)c->n_layers * sizeof(double));
+    int64_t k[3] = {s->batch, s->collected, s->done};
+    ckpt_put(w, "wanda_counters", k, sizeof k);
+}
+
+static nl_status wanda_load_state(compress *c, ckpt_reader *r, nl_error *e) {
+    wanda_state *s = c->state;
+    nl_status st;
+    for (int l = 0; l < c->n_layers; l++)
+        if ((st = ckpt_get(r, "wanda_sqsum", s->sqsum[l], (size_t)s->nfeat[l] * sizeof(double), e)))
+            return st;
+    if ((st = ckpt_get(r, "wanda_budget", s->budget, (size_t)c->n_layers * sizeof(double), e)))
+        return st;
+    int64_t k[3];
+    if ((st = ckpt_get(r, "wanda_counters", k, sizeof k, e))) return st;
+    s->batch = (long)k[0];
+    s->collected = (long)k[1];
+    s->done = (int)k[2];
+    return NL_OK;
+}
+
 const prune_ops prune_wanda_ops = {
     .name = "wanda",
     .init = wanda_init,
@@ -269,6 +296,8 @@ const prune_ops prune_wanda_ops = {
     .post_step = wanda_post_step,
     .freeze = wanda_freeze,
     .observe = wanda_observe,
+    .save_state = wanda_save_state,
+    .load_state = wanda_load_state,
 };
 
 /* ---- one-shot post-training mode ---------------------------------------------- */

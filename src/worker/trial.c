@@ -6,7 +6,12 @@
  * with a reason; nothing here exits or aborts. Seeds: everything random in
  * a trial derives from the trial's `seed` (init: stream 1, shuffling:
  * stream 2); the data split uses a fixed seed so that all trials of a scan
- * see the same split. */
+ * see the same split. Checkpoints: with a trial folder, the state after
+ * every epoch goes to <trial folder>/checkpoint.bin (compress_state_save
+ * plus the history and log so far); a run that finds a valid one continues
+ * after its epoch, one that finds a broken one warns and starts over; the
+ * file is removed once the trial is done or failed. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +69,48 @@ typedef struct {
     double samples;
     long n_train;
     int epochs;
+    /* checkpoints (ckpt_path NULL: none) */
+    const char *ckpt_path;
+    uint64_t ckpt_key;      /* ckpt_hash of the trial YAML text */
+    compress *c;
+    optim *o;
+    rng_t *r;
+    int phase;              /* 0; Wanda one-shot: 1 dense training, 2 fine-tuning */
+    double t_start;         /* time_now() when this run's training began */
+    double wall_before;     /* training wall time of the runs before a resume */
+    int ckpt_written, ckpt_warned;
+    double ckpt_seconds;
+    size_t ckpt_bytes;
 } run_ctx;
+
+/* The trial's part of a checkpoint, then compress_state_save's. A failed
+ * write is a warning (once): the trial goes on, and an interruption would
+ * resume from an older checkpoint or start over. */
+static void write_checkpoint(run_ctx *x) {
+    double t0 = time_now();
+    ckpt_writer w = {0};
+    nl_error e = {0};
+    ckpt_put_i64(&w, "trial_phase", x->phase);
+    ckpt_put_i64(&w, "trial_epochs", x->epochs);
+    ckpt_put_f64(&w, "trial_train_seconds", x->train_seconds);
+    ckpt_put_f64(&w, "trial_samples", x->samples);
+    ckpt_put_f64(&w, "trial_wall", x->wall_before + (t0 - x->t_start));
+    ckpt_put(&w, "history", x->history.s, x->history.len);
+    ckpt_put(&w, "log", x->log.s, x->log.len);
+    nl_status st = compress_state_save(x->c, x->o, x->r, &w, &e);
+    if (st == NL_OK) st = ckpt_write_file(x->ckpt_path, x->ckpt_key, &w, &e);
+    if (st != NL_OK) {
+        if (!x->ckpt_warned)
+            log_warn("trial %d: no checkpoint written (%s); if interrupted it resumes from an "
+                     "older one or starts over", x->trial_id, e.msg);
+        x->ckpt_warned = 1;
+    } else {
+        x->ckpt_written++;
+        x->ckpt_bytes = w.len;
+    }
+    ckpt_writer_free(&w);
+    x->ckpt_seconds += time_now() - t0;
+}
 
 static const char *stage_name(train_stage s) {
     return s == STAGE_PRETRAIN ? "pretrain" : s == STAGE_MAIN ? "main" : "finetune";
@@ -81,6 +127,7 @@ static int on_epoch(void *vctx, const epoch_record *r) {
     sbuf_printf(&x->log, "epoch %d (%s round %d epoch %d): loss %.4f acc %.4f val_loss %.4f val_acc %.4f sparsity %.4f\n",
                 r->global_epoch, stage_name(r->stage), r->round, r->epoch, r->train_loss,
                 r->train_accuracy, r->val_loss, r->val_accuracy, r->sparsity);
+    if (x->ckpt_path) write_checkpoint(x);
     /* Early stopping (training_parameters.early_stopping_patience) is
      * compress_train's; this only reports and relays the master's verdict. */
     return x->cb ? x->cb(x->cb_ctx, x->trial_id, r) : 0;
@@ -241,19 +288,113 @@ static nl_status init_from_file(model *m, const char *path, nl_error *e) {
 
 /* Wanda's one-shot post-training mode: train dense (pre-training stage),
  * prune from calibration batches, fine-tune with the frozen masks. */
+/* Resumed from a checkpoint of phase 2: phase 1 and the masks are in it. */
 static nl_status train_oneshot(compress *c, model *m, optim *o, const trial_config *tc,
-                               const train_data *d, rng_t *r, epoch_callback cb, void *ctx, nl_error *e) {
+                               const train_data *d, rng_t *r, run_ctx *x, int resume_phase,
+                               nl_error *e) {
     cfg_training dense = tc->train, fine = tc->train;
     dense.epochs = 0;
     dense.fine_tuning_epochs = 0;
     fine.pretraining_epochs = 0;
     fine.epochs = 0;
     nl_status st = NL_OK;
-    if (dense.pretraining_epochs > 0) st = compress_train(c, m, o, &dense, d, r, cb, ctx, e);
-    if (st == NL_OK)
-        st = compress_wanda_oneshot(c, d->x_train, d->n_train, tc->prune.calibration_batches, e);
-    if (st == NL_OK) st = compress_train(c, m, o, &fine, d, r, cb, ctx, e);
+    if (resume_phase < 2) {
+        x->phase = 1;
+        if (dense.pretraining_epochs > 0) st = compress_train(c, m, o, &dense, d, r, on_epoch, x, e);
+        if (st == NL_OK)
+            st = compress_wanda_oneshot(c, d->x_train, d->n_train, tc->prune.calibration_batches, e);
+    }
+    x->phase = 2;
+    if (st == NL_OK) st = compress_train(c, m, o, &fine, d, r, on_epoch, x, e);
     return st;
+}
+
+/* Model (initialised as the config says), optimizer and compress object of
+ * a trial; the teacher, if any, is bound. On error the caller frees. */
+static nl_status build_run(const trial_config *tc, const layer_spec *specs, int n_specs, int n_features,
+                           char **extra_names, const long *extra_lens, int n_extra, model *teacher, model **pm,
+                           optim *opt, compress **pc, nl_error *e) {
+    *pm = model_create(specs, n_specs, n_features, tc->train.batch_size, (const char *const *)extra_names,
+                       extra_lens, n_extra, e);
+    if (!*pm) return e->code;
+    model *m = *pm;
+    rng_t r_init;
+    rng_seed(&r_init, rng_derive(tc->seed, 1));
+    model_init_params_with(m, &r_init, (nn_init)tc->kernel_initializer);
+    nl_status st;
+    if (tc->model_init[0] && (st = init_from_file(m, tc->model_init, e))) return st;
+    memset(opt, 0, sizeof *opt);
+    if ((st = optim_init(opt, tc->train.optimizer == OPTIMIZER_SGD ? OPT_SGD : OPT_ADAM, m->n_params, e)))
+        return st;
+    opt->lr = (float)tc->train.learning_rate;
+    opt->momentum = (float)tc->train.momentum;
+    opt->weight_decay = (float)tc->train.l2_decay;
+    *pc = compress_create(m, &tc->prune, &tc->quant, &tc->train, e);
+    if (!*pc) return e->code;
+    if (teacher && (st = compress_set_distillation(*pc, teacher, tc->distill.temperature, tc->distill.alpha, e)))
+        return st;
+    return NL_OK;
+}
+
+/* Reads <trial folder>/checkpoint.bin into x (history, log, counters) and
+ * the training objects. Returns 1 when the trial continues from it, 0 when
+ * there is none or it was ignored (the reason is logged, and in the trial's
+ * log); *dirty is set when the objects were partly overwritten (rebuild). */
+static int load_checkpoint(run_ctx *x, compress *c, optim *o, rng_t *r, int *phase, int *dirty) {
+    unsigned char *buf = NULL;
+    ckpt_reader rd;
+    nl_error e = {0};
+    *dirty = 0;
+    *phase = 0;
+    if (!fs_exists(x->ckpt_path)) return 0;
+    nl_status st = ckpt_read_file(x->ckpt_path, x->ckpt_key, &buf, &rd, &e);
+    int64_t ph = 0, ep = 0;
+    double ts = 0, sm = 0, wall = 0;
+    const void *hist = NULL, *lg = NULL;
+    size_t nh = 0, nlg = 0;
+    if (st == NL_OK &&
+        ((st = ckpt_get_i64(&rd, "trial_phase", &ph, &e)) || (st = ckpt_get_i64(&rd, "trial_epochs", &ep, &e)) ||
+         (st = ckpt_get_f64(&rd, "trial_train_seconds", &ts, &e)) ||
+         (st = ckpt_get_f64(&rd, "trial_samples", &sm, &e)) || (st = ckpt_get_f64(&rd, "trial_wall", &wall, &e)) ||
+         (st = ckpt_get_var(&rd, "history", &hist, &nh, &e)) || (st = ckpt_get_var(&rd, "log", &lg, &nlg, &e))))
+        nl_err_prefix(&e, "%s", x->ckpt_path);
+    if (st == NL_OK) {
+        *dirty = 1;
+        if ((st = compress_state_load(c, o, r, &rd, &e))) nl_err_prefix(&e, "%s", x->ckpt_path);
+    }
+    if (st != NL_OK) {
+        log_warn("trial %d: checkpoint ignored, the trial starts over: %s", x->trial_id, e.msg);
+        sbuf_printf(&x->log, "checkpoint ignored (%s); the trial starts over from its first epoch\n", e.msg);
+        free(buf);
+        return 0;
+    }
+    x->phase = (int)ph;
+    *phase = (int)ph;
+    x->epochs = (int)ep;
+    x->train_seconds = ts;
+    x->samples = sm;
+    x->wall_before = wall;
+    sbuf_free(&x->history);
+    sbuf_free(&x->log);
+    if (nh) sbuf_append(&x->history, hist, nh);
+    if (nlg) sbuf_append(&x->log, lg, nlg);
+    free(buf);
+    train_stage stage;
+    int round, epoch;
+    compress_resume_point(c, &stage, &round, &epoch, NULL);
+    log_info("trial %d: resuming from its checkpoint after epoch %d (%s round %d epoch %d)", x->trial_id,
+             x->epochs - 1, stage_name(stage), round, epoch);
+    sbuf_printf(&x->log, "trial %d: resuming from its checkpoint after epoch %d (%s round %d epoch %d)\n",
+                x->trial_id, x->epochs - 1, stage_name(stage), round, epoch);
+    return 1;
+}
+
+/* Removes a checkpoint (and a half-written one); absent is fine. */
+static void remove_checkpoint(const char *path) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (remove(path) != 0 && errno != ENOENT) log_warn("could not remove %s: %s", path, strerror(errno));
+    remove(tmp);
 }
 
 /* ---- the trial -------------------------------------------------------- */
@@ -313,43 +454,61 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
         set_failed(res, TRIAL_FAILED, te.msg);
         goto finish;
     }
-    m = model_create(specs, n_specs, db->n_features, tc.train.batch_size,
-                     (const char *const *)extra_names, extra_lens, n_extra, &te);
-    if (!m) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
-    rng_t r_init, r_train;
-    rng_seed(&r_init, rng_derive(tc.seed, 1));
+    /* The teacher must come from the same data files and split (its
+     * inputs are standardised with this trial's training statistics). */
+    if (tc.distill.teacher[0] && modelio_load(tc.distill.teacher, tc.train.batch_size, &teacher, &te)) {
+        set_failed(res, TRIAL_FAILED, te.msg);
+        goto finish;
+    }
+    if (build_run(&tc, specs, n_specs, db->n_features, extra_names, extra_lens, n_extra, teacher.m, &m, &opt, &c,
+                  &te)) {
+        set_failed(res, TRIAL_FAILED, te.msg);
+        goto finish;
+    }
+    rng_t r_train;
     rng_seed(&r_train, rng_derive(tc.seed, 2));
-    model_init_params_with(m, &r_init, (nn_init)tc.kernel_initializer);
-    if (tc.model_init[0] && init_from_file(m, tc.model_init, &te)) {
-        set_failed(res, TRIAL_FAILED, te.msg);
-        goto finish;
+    char ckpt_path[4200];
+    int resume_phase = 0;
+    if (trial_dir) {
+        nl_error ce = {0};
+        fs_join(ckpt_path, sizeof ckpt_path, trial_dir, "checkpoint.bin");
+        if (fs_mkdir_p(trial_dir, &ce) == NL_OK) {
+            x.ckpt_path = ckpt_path;
+            x.ckpt_key = ckpt_hash(trial_yaml, strlen(trial_yaml));
+            x.c = c;
+            x.o = &opt;
+            x.r = &r_train;
+        } else {
+            log_warn("trial %d: no checkpoints: %s", trial_id, ce.msg);
+        }
     }
-    if (optim_init(&opt, tc.train.optimizer == OPTIMIZER_SGD ? OPT_SGD : OPT_ADAM, m->n_params, &te)) {
-        set_failed(res, TRIAL_FAILED, te.msg);
-        goto finish;
-    }
-    opt.lr = (float)tc.train.learning_rate;
-    opt.momentum = (float)tc.train.momentum;
-    opt.weight_decay = (float)tc.train.l2_decay;
-    c = compress_create(m, &tc.prune, &tc.quant, &tc.train, &te);
-    if (!c) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
-    if (tc.distill.teacher[0]) {
-        /* The teacher must come from the same data files and split (its
-         * inputs are standardised with this trial's training statistics). */
-        if (modelio_load(tc.distill.teacher, tc.train.batch_size, &teacher, &te) ||
-            compress_set_distillation(c, teacher.m, tc.distill.temperature, tc.distill.alpha, &te)) {
-            set_failed(res, TRIAL_FAILED, te.msg);
-            goto finish;
+    if (x.ckpt_path) {
+        int dirty = 0;
+        if (!load_checkpoint(&x, c, &opt, &r_train, &resume_phase, &dirty) && dirty) {
+            /* half restored: start over from freshly built objects */
+            compress_free(c);
+            optim_free(&opt);
+            model_free(m);
+            c = NULL;
+            m = NULL;
+            if (build_run(&tc, specs, n_specs, db->n_features, extra_names, extra_lens, n_extra, teacher.m, &m,
+                          &opt, &c, &te)) {
+                set_failed(res, TRIAL_FAILED, te.msg);
+                goto finish;
+            }
+            rng_seed(&r_train, rng_derive(tc.seed, 2));
+            x.c = c;
         }
     }
 
     train_data d = {db->train.x, db->train.y, db->train.n, db->val.x, db->val.y, db->val.n};
     double t0 = time_now();
+    x.t_start = t0;
     if (tc.prune.enable_pruning && tc.prune.calibration_batches > 0)
-        st = train_oneshot(c, m, &opt, &tc, &d, &r_train, on_epoch, &x, &te);
+        st = train_oneshot(c, m, &opt, &tc, &d, &r_train, &x, resume_phase, &te);
     else
         st = compress_train(c, m, &opt, &tc.train, &d, &r_train, on_epoch, &x, &te);
-    double wall = time_now() - t0;
+    double wall = x.wall_before + (time_now() - t0);
     if (st == NL_ERR_INTERRUPTED) { set_failed(res, TRIAL_INTERRUPTED, te.msg); goto finish; }
     if (st != NL_OK) { set_failed(res, TRIAL_FAILED, te.msg); goto finish; }
 
@@ -399,7 +558,15 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
 
 finish:
     st = NL_OK;
+    if (x.ckpt_written)
+        sbuf_printf(&x.log, "checkpoints: %d written (%.1f KiB each), %.3f s in total\n", x.ckpt_written,
+                    (double)x.ckpt_bytes / 1024.0, x.ckpt_seconds);
     if (trial_dir) st = write_files(trial_dir, trial_id, trial_yaml, m, info, res, &x, e);
+    /* Done or failed: a rerun must start over. Interrupted: keep it. */
+    if (trial_dir && res->status != TRIAL_INTERRUPTED) {
+        char p[4200];
+        remove_checkpoint(fs_join(p, sizeof p, trial_dir, "checkpoint.bin"));
+    }
     free(info);
     sbuf_free(&x.history);
     sbuf_free(&x.layers);
