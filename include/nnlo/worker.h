@@ -42,7 +42,12 @@ typedef int (*trial_progress_fn)(void *ctx, int trial_id, const epoch_record *r)
 
 /* Runs one trial from its YAML text; relative data paths in it are taken
  * relative to base_dir (NULL: the current folder). If trial_dir is not NULL, writes
- * model.h5, history.csv and log there. The returned status is about the
+ * model.h5, history.csv, layers.csv and log there, and checkpoint.bin after
+ * every epoch: a later call with the same YAML text and trial_dir continues
+ * after the checkpointed epoch and ends exactly as an uninterrupted run
+ * (a checkpoint that does not match is ignored with a warning); the
+ * checkpoint is removed once the trial is DONE or FAILED and kept when it
+ * is INTERRUPTED. trial_dir NULL: no files, no checkpoints. The returned status is about the
  * run itself (NL_OK even for a FAILED trial, which is in res); only an
  * inability to write the result files is an error. */
 nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *source,
@@ -56,7 +61,8 @@ nl_status trial_result_from_json(const char *text, trial_result *r, nl_error *e)
 /* Serves a master: READY, then runs every TRIAL it is sent (payload
  * "<id>\n<trial folder>\n<trial yaml>"), sends PROGRESS per epoch and the
  * RESULT, until SHUTDOWN. A STOP message or *stop_flag != 0 interrupts the
- * current trial at the next epoch boundary. */
+ * current trial at the next epoch boundary, right after its checkpoint
+ * (worker_run_trial) is written: sent again, it continues from there. */
 nl_status worker_serve(comm *c, volatile sig_atomic_t *stop_flag, nl_error *e);
 
 #endif

@@ -1,7 +1,9 @@
 /* serve.c — a worker's life: READY, run each TRIAL sent, report PROGRESS
  * per epoch and the RESULT, until SHUTDOWN. Between epochs it polls for a
  * STOP (the master is draining) and checks the process's signal flag, so a
- * Slurm time limit interrupts a trial within one epoch. The datasets stay
+ * Slurm time limit interrupts a trial within one epoch, after that epoch's
+ * checkpoint is on disk (worker_run_trial writes it into the trial folder;
+ * the trial continues from it when sent again). The datasets stay
  * loaded across trials (worker_cache). */
 #include <stdio.h>
 #include <stdlib.h>
