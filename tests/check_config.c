@@ -184,6 +184,21 @@ START_TEST(test_kernel_initializer) {
                       t.prune.target_sparsity);
         config_free_trial(&t);
     }
+    /* search.algorithm: tpe and PQuant's TPESampler; n_startup_trials */
+    {
+        scan_config s2;
+        nl_error e2 = {0};
+        ck_assert_msg(config_parse_scan(MINIMAL "hpo_parameters: {sampler: {type: TPESampler}}\n", "h.yaml",
+                                        "/b", &s2, &e2) == NL_OK, "%s", e2.msg);
+        ck_assert_int_eq(s2.algorithm, SEARCH_TPE);
+        ck_assert_int_eq(s2.n_startup_trials, 10);
+        config_free_scan(&s2);
+        ck_assert_msg(config_parse_scan(MINIMAL "search: {algorithm: TPE, n_startup_trials: 4}\n", "h.yaml",
+                                        "/b", &s2, &e2) == NL_OK, "%s", e2.msg);
+        ck_assert_int_eq(s2.algorithm, SEARCH_TPE);
+        ck_assert_int_eq(s2.n_startup_trials, 4);
+        config_free_scan(&s2);
+    }
     /* a search dimension: the grid has 2 points */
     scan_config s;
     nl_error e = {0};
@@ -272,9 +287,13 @@ START_TEST(test_error_messages) {
                  "test_accuracy, test_loss, sparsity, weights, remaining_weights, ebops, dsp, lut, ff, "
                  "bram18, latency_cycles, latency_ns, fits, epochs, train_seconds, "
                  "train_samples_per_s, got 'val_acuracy'; did you mean 'val_accuracy'?");
-    expect_error(MINIMAL "hpo_parameters: {sampler: {type: TPESampler}}\n", 1,
-                 "scan.yaml:3:34: hpo_parameters.sampler.type: 'TPESampler' is not supported; "
-                 "nnlo-c supports RandomSampler and GridSampler (or search.algorithm: random | grid)");
+    expect_error(MINIMAL "hpo_parameters: {sampler: {type: CmaEsSampler}}\n", 1,
+                 "scan.yaml:3:34: hpo_parameters.sampler.type: 'CmaEsSampler' is not supported; "
+                 "nnlo-c supports RandomSampler, GridSampler and TPESampler (or search.algorithm: "
+                 "random | grid | tpe)");
+    expect_error(MINIMAL "hpo_parameters: {sampler: {type: TPESampler}}\nsearch: {algorithm: grid}\n", 1,
+                 "scan.yaml:4:21: search.algorithm: 'grid' contradicts hpo_parameters.sampler.type "
+                 "'TPESampler' (line 3); keep one");
     expect_error(MINIMAL "hpo_parameters: {num_trials: 3}\nsearch: {trials: 4}\n", 1,
                  "scan.yaml:4:18: search.trials: the number of trials is also set by "
                  "hpo_parameters.num_trials (line 3); keep one");

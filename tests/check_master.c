@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <string.h>
 #include "nnlo/master.h"
+#include "master/search_internal.h"
 #include "testutil.h"
 
 static const char *SCAN =
@@ -30,6 +31,7 @@ typedef struct {
     int stop_after;      /* raise the flag after this many trials (-1: never) */
     int ran;
     int seen[64];        /* trial ids received */
+    int units[64];       /* the first layer's units each trial got */
 } fake_worker;
 
 static void *fake_main(void *p) {
@@ -46,6 +48,8 @@ static void *fake_main(void *p) {
         memset(&r, 0, sizeof r);
         r.id = atoi(m.data);
         ck_assert_ptr_nonnull(strstr(m.data, "learning_rate:"));
+        const char *u = strstr(m.data, "units: ");
+        if (u && r.id >= 0 && r.id < 64) f->units[r.id] = atoi(u + 7);
         comm_msg_free(&m);
         f->seen[r.id]++;
         for (int k = 0; k < MET_COUNT; k++) r.metrics[k] = 0;
@@ -138,9 +142,22 @@ START_TEST(test_full_scan) {
 }
 END_TEST
 
+/* The same for random search and for TPE (which draws trial 3 on from
+ * the finished trials, so its points come back from the journal). */
 START_TEST(test_drain_then_resume_matches_uninterrupted) {
     scan_config s;
-    load(&s);
+    if (_i == 0) {
+        load(&s);
+    } else {
+        char text[2048];
+        snprintf(text, sizeof text, "%s", SCAN);
+        char *c = strstr(text, "search:");
+        snprintf(c, sizeof text - (size_t)(c - text),
+                 "search: {algorithm: tpe, n_startup_trials: 2, trials: 7, top_k: 3}\n"
+                 "constraints: {dsp: 97}\n");
+        nl_error pe;
+        ck_assert_msg(config_parse_scan(text, "fake.yaml", "/tmp", &s, &pe) == NL_OK, "%s", pe.msg);
+    }
     const char *tmp = tu_tmpdir();
     char a[600], b[600], pa[700], pb[700];
     snprintf(a, sizeof a, "%s/straight", tmp);
@@ -229,12 +246,152 @@ START_TEST(test_search_points) {
 }
 END_TEST
 
+
+/* TPE: a trial that was dispatched keeps the point the journal recorded,
+ * even when the history would now give another: the journal's trial_start
+ * of trial 3 is rewritten to units 32 before --resume, and trial 3 reruns
+ * with 32. */
+START_TEST(test_tpe_resume_keeps_recorded_point) {
+    char text[2048];
+    snprintf(text, sizeof text, "%s", SCAN);
+    char *c = strstr(text, "search:");
+    snprintf(c, sizeof text - (size_t)(c - text),
+             "search: {algorithm: tpe, n_startup_trials: 2, trials: 7, top_k: 3}\n");
+    scan_config s;
+    nl_error e;
+    ck_assert_msg(config_parse_scan(text, "fake.yaml", "/tmp", &s, &e) == NL_OK, "%s", e.msg);
+    char out[600], jp[700];
+    snprintf(out, sizeof out, "%s/tpe_keep", tu_tmpdir());
+    snprintf(jp, sizeof jp, "%s/journal.jsonl", out);
+    volatile sig_atomic_t flag = 0;
+    fake_worker f1 = {.stop_after = 3};
+    ck_assert_int_eq(run_scan(&s, out, 0, &f1, &flag, &e), NL_OK);
+    char *j;
+    size_t n;
+    ck_assert_int_eq(fs_read_all(jp, &j, &n, &e), NL_OK);
+    char *start = strstr(j, "\"trial\": 3, \"worker\"");  /* trial 3's trial_start */
+    ck_assert_ptr_nonnull(start);
+    char *units = strstr(start, "\"model.layers[0].units\": ");
+    ck_assert_ptr_nonnull(units);
+    units += strlen("\"model.layers[0].units\": ");
+    int old = atoi(units);
+    int want = old == 32 ? 8 : 32;
+    char *end = units;
+    while (*end >= '0' && *end <= '9') end++;
+    sbuf nj = {0};
+    sbuf_append(&nj, j, (size_t)(units - j));
+    sbuf_printf(&nj, "%d", want);
+    sbuf_append(&nj, end, strlen(end));
+    ck_assert_int_eq(fs_write_atomic(jp, nj.s, nj.len, &e), NL_OK);
+    sbuf_free(&nj);
+    free(j);
+    flag = 0;
+    fake_worker f2 = {.stop_after = -1};
+    ck_assert_msg(run_scan(&s, out, 1, &f2, &flag, &e) == NL_OK, "%s", e.msg);
+    ck_assert_int_eq(f2.seen[3], 1);
+    ck_assert_int_eq(f2.units[3], want);
+    config_free_scan(&s);
+}
+END_TEST
+
+/* The Parzen estimator by hand: widths from the neighbours (range ends
+ * included) clipped to [range / min(100, 1 + m), range]; a truncated
+ * Gaussian's log density against the closed form; the mixture integrates
+ * to 1 over [lo, hi] (the truncation's normalisation); gamma(n). */
+START_TEST(test_tpe_math) {
+    ck_assert_int_eq(tpe_n_good(1), 1);
+    ck_assert_int_eq(tpe_n_good(10), 1);
+    ck_assert_int_eq(tpe_n_good(11), 2);
+    ck_assert_int_eq(tpe_n_good(249), 25);
+    ck_assert_int_eq(tpe_n_good(1000), 25);
+    double obs[3] = {0.9, 0.1, 0.12}, mu[4], sg[4];
+    tpe_parzen(obs, 3, 0.0, 1.0, mu, sg);
+    const double wmu[4] = {0.1, 0.12, 0.9, 0.5}, wsg[4] = {0.25, 0.78, 0.78, 1.0};
+    for (int k = 0; k < 4; k++) {
+        ck_assert_msg(fabs(mu[k] - wmu[k]) < 1e-12, "mu[%d] %g", k, mu[k]);
+        ck_assert_msg(fabs(sg[k] - wsg[k]) < 1e-12, "sigma[%d] %g want %g", k, sg[k], wsg[k]);
+    }
+    /* one component N(0.5, 0.1) on [0, 1] at 0.62 */
+    double m1 = 0.5, s1 = 0.1, x = 0.62;
+    double mass = 0.5 * (erf((1 - m1) / (s1 * sqrt(2))) - erf((0 - m1) / (s1 * sqrt(2))));
+    double want = -0.5 * pow((x - m1) / s1, 2) - log(s1 * sqrt(2 * M_PI) * mass);
+    ck_assert_msg(fabs(tpe_log_density(&m1, &s1, 1, 0, 1, x) - want) < 1e-12, "log density");
+    /* a wide component near an edge: most of its mass is outside */
+    double acc = 0;
+    const int N = 20000;
+    for (int i = 0; i < N; i++) {
+        double u = (i + 0.5) / N;
+        acc += exp(tpe_log_density(mu, sg, 4, 0.0, 1.0, u)) / N;
+    }
+    ck_assert_msg(fabs(acc - 1.0) < 1e-4, "the mixture integrates to %.6f", acc);
+}
+END_TEST
+
+/* After 30 random trials whose objective peaks at learning rate 3e-3 and
+ * units 16, TPE's next 20 points (ids 30..49, same history) sit mostly
+ * near the peak, where random search puts about a third of them; the
+ * same id and history give the same point; a minimised objective (lut)
+ * pulls the other way. */
+START_TEST(test_tpe_concentrates) {
+    char text[2048];
+    snprintf(text, sizeof text, "%s", SCAN);
+    char *c = strstr(text, "search:");
+    snprintf(c, sizeof text - (size_t)(c - text), "search: {algorithm: tpe, trials: 50}\n");
+    scan_config s;
+    nl_error e;
+    ck_assert_msg(config_parse_scan(text, "fake.yaml", "/tmp", &s, &e) == NL_OK, "%s", e.msg);
+    trial_entry t[50];
+    cfg_value vals[50][2];
+    for (int pass = 0; pass < 2; pass++) {
+        memset(t, 0, sizeof t);
+        for (int i = 0; i < 50; i++) {
+            t[i].id = i;
+            t[i].values = vals[i];
+            search_point(&s, i, vals[i]);
+            if (i >= 30) continue;
+            t[i].state = 2;
+            t[i].res.status = TRIAL_DONE;
+            for (int k = 0; k < MET_COUNT; k++) t[i].res.metrics[k] = 0;
+            double d = log10(vals[i][1].num) - log10(3e-3);
+            double score = 1 - d * d + (vals[i][0].num == 16 ? 0.5 : 0);
+            t[i].res.metrics[MET_VAL_ACCURACY] = score;
+            t[i].res.metrics[MET_LUT] = -score; /* pass 1: minimise lut = the same ranking */
+        }
+        s.objective = pass == 0 ? MET_VAL_ACCURACY : MET_LUT;
+        int near = 0, sixteen = 0, rnear = 0;
+        for (int id = 30; id < 50; id++) {
+            cfg_value v[2], w[2];
+            ck_assert_int_eq(search_tpe_point(&s, id, t, 50, v, &e), NL_OK);
+            ck_assert_int_eq(search_tpe_point(&s, id, t, 50, w, &e), NL_OK);
+            ck_assert(v[0].num == w[0].num && v[1].num == w[1].num);
+            ck_assert(v[1].num >= 1e-4 && v[1].num <= 1e-2);
+            near += fabs(log10(v[1].num) - log10(3e-3)) < 0.35;
+            sixteen += v[0].num == 16;
+            rnear += fabs(log10(vals[id][1].num) - log10(3e-3)) < 0.35;
+        }
+        ck_assert_msg(near >= 14 && sixteen >= 14, "pass %d: %d of 20 near the peak, %d with 16 units "
+                      "(random: %d near)", pass, near, sixteen, rnear);
+        ck_assert_msg(rnear <= 10, "random search put %d of 20 near the peak", rnear);
+    }
+    /* fewer finished trials than n_startup_trials: the random point */
+    for (int i = 5; i < 50; i++) t[i].state = 0;
+    cfg_value v[2], r[2];
+    ck_assert_int_eq(search_tpe_point(&s, 7, t, 50, v, &e), NL_OK);
+    search_point(&s, 7, r);
+    ck_assert(v[0].num == r[0].num && v[1].num == r[1].num);
+    config_free_scan(&s);
+}
+END_TEST
+
 Suite *make_master_suite(void) {
     Suite *s = suite_create("master");
     TCase *tc = tcase_create("scheduler");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_full_scan);
-    tcase_add_test(tc, test_drain_then_resume_matches_uninterrupted);
+    tcase_add_loop_test(tc, test_drain_then_resume_matches_uninterrupted, 0, 2);
+    tcase_add_test(tc, test_tpe_resume_keeps_recorded_point);
+    tcase_add_test(tc, test_tpe_math);
+    tcase_add_test(tc, test_tpe_concentrates);
     tcase_add_test(tc, test_search_points);
     tcase_add_test(tc, test_objective_and_min_constraint);
     suite_add_tcase(s, tc);

@@ -255,7 +255,7 @@ typedef struct {
     int line, col;
 } search_dim;
 
-typedef enum { SEARCH_RANDOM = 0, SEARCH_GRID = 1 } search_algorithm;
+typedef enum { SEARCH_RANDOM = 0, SEARCH_GRID = 1, SEARCH_TPE = 2 } search_algorithm;
 
 typedef struct {
     char metric[32];  /* any metric of metrics.h: dsp, lut, latency_cycles, val_accuracy, ... */
@@ -269,6 +269,8 @@ typedef struct {
     char output_dir[512];         /* default "runs/<name>" */
     uint64_t seed;                /* default 0 */
     search_algorithm algorithm;   /* search.algorithm; default random */
+    int n_startup_trials;         /* search.n_startup_trials: TPE draws at random until this
+                                     many trials have finished; default 10 (Optuna's) */
     int trials;                   /* search.trials or hpo_parameters.num_trials; default 10
                                      (grid without either: the size of the grid) */
     int top_k;                    /* search.top_k; default 5 */

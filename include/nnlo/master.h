@@ -1,8 +1,9 @@
 /* master.h — rank 0: search, scheduling, journal, results and ranking.
  *
- * A trial's point in the search space and its seed are pure functions of
- * (scan seed, trial id), so a resumed scan regenerates exactly the trials
- * it had not finished. The master talks to workers only through comm.h
+ * A trial's seed, and under random and grid search its point, are pure
+ * functions of (scan seed, trial id), so a resumed scan regenerates exactly
+ * the trials it had not finished; TPE's points depend on the finished
+ * trials and come back from the journal's trial_start events. The master talks to workers only through comm.h
  * (MPI ranks or the in-process transport) and appends every event to
  * <out>/journal.jsonl (flushed and fsynced), the source of truth for
  * --resume. */
@@ -37,9 +38,10 @@ long search_grid_size(const scan_config *s);
 /* The number of trials the scan runs: search.trials (or override), capped
  * by the grid size under grid search. */
 int search_n_trials(const scan_config *s, int override);
-/* The point of trial `id`: random search draws it from rng(seed, id); grid
- * search takes the id-th point of the grid in row-major order (the first
- * dimension varies slowest). values has s->n_dims entries. */
+/* The point of trial `id`: random search (and TPE's start-up) draws it
+ * from rng(seed, id); grid search takes the id-th point of the grid in
+ * row-major order (the first dimension varies slowest). values has
+ * s->n_dims entries. */
 void search_point(const scan_config *s, int id, cfg_value *values);
 uint64_t search_trial_seed(const scan_config *s, int id);
 
@@ -52,6 +54,13 @@ typedef struct {
     trial_result res;
     cfg_value *values;      /* n_dims */
 } trial_entry;
+
+/* TPE (search.algorithm: tpe): the point of trial id given the n trials so
+ * far (those finished DONE with a finite objective are the history; their
+ * values must be set). With fewer than max(2, n_startup_trials) of them it
+ * is search_point's random point. Deterministic in (scan, id, history). */
+nl_status search_tpe_point(const scan_config *s, int id, const trial_entry *t, int n,
+                           cfg_value *values, nl_error *e);
 
 /* Whether a finished trial satisfies every constraint of the scan. */
 int results_feasible(const scan_config *s, const trial_result *r);

@@ -28,7 +28,7 @@ typedef struct {
     trial_config t;
     char output_dir[512];
     search_algorithm algorithm;
-    int trials, top_k, objective;
+    int trials, top_k, objective, n_startup_trials;
     scan_constraint constraints[16];
     int n_constraints;
     int legacy_int_bits, legacy_frac_bits; /* default_integer_bits / _fractional_bits */
@@ -71,7 +71,7 @@ static const char *const initializer_names[] = {"he_uniform", "glorot_uniform", 
 static const char *const strategy_names[] = {"latency", "resource", NULL};
 static const char *const io_names[] = {"io_parallel", NULL};
 static const char *const io_unsupported[] = {"io_stream", NULL};
-static const char *const algorithm_names[] = {"random", "grid", NULL};
+static const char *const algorithm_names[] = {"random", "grid", "tpe", NULL};
 static const char *const layer_names[] = {"dense", "relu", "conv1d", "conv2d", "maxpool1d",
                                           "maxpool2d", "avgpool1d", "avgpool2d", "batchnorm",
                                           "flatten", "dropout", "tanh", "sigmoid", "hard_tanh",
@@ -331,6 +331,7 @@ static const cfg_key search_keys[] = {
     K_INT("trials", D(trials), 10, KF_MIN | KF_NODIM, 1, 0),
     K_INT("top_k", D(top_k), 5, KF_MIN | KF_NODIM, 1, 0),
     K_ENUM("objective", D(objective), MET_VAL_ACCURACY, metric_names, KF_NODIM),
+    K_INT("n_startup_trials", D(n_startup_trials), 10, KF_MIN | KF_NODIM, 0, 0),
 };
 
 static const cfg_key fitcompress_keys[] = {
@@ -909,9 +910,11 @@ static nl_status sec_hpo(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
                                N_(hpo_sampler_keys), d, -1, sseen);
         if (st != NL_OK) return st;
         if (sseen[0]) {
-            if (strcmp(d->hpo_sampler, "RandomSampler") && strcmp(d->hpo_sampler, "GridSampler"))
+            if (strcmp(d->hpo_sampler, "RandomSampler") && strcmp(d->hpo_sampler, "GridSampler") &&
+                strcmp(d->hpo_sampler, "TPESampler"))
                 return cfg_err(c, sseen[0], "hpo_parameters.sampler.type: '%s' is not supported; nnlo-c "
-                               "supports RandomSampler and GridSampler (or search.algorithm: random | grid)",
+                               "supports RandomSampler, GridSampler and TPESampler (or search.algorithm: "
+                               "random | grid | tpe)",
                                d->hpo_sampler);
             d->hpo_sampler_at = sseen[0];
         }
@@ -1011,7 +1014,9 @@ static nl_status doc_parse(pctx *c, ynode *root, cfg_doc *d) {
         d->trials = d->hpo_trials;
     }
     if (d->hpo_sampler_at) {
-        int alg = strcmp(d->hpo_sampler, "GridSampler") == 0 ? SEARCH_GRID : SEARCH_RANDOM;
+        int alg = strcmp(d->hpo_sampler, "GridSampler") == 0  ? SEARCH_GRID
+                  : strcmp(d->hpo_sampler, "TPESampler") == 0 ? SEARCH_TPE
+                                                               : SEARCH_RANDOM;
         if (d->search_algorithm_at && (int)d->algorithm != alg)
             return cfg_err(c, d->search_algorithm_at, "search.algorithm: '%s' contradicts "
                            "hpo_parameters.sampler.type '%s' (line %d); keep one",
@@ -1131,6 +1136,7 @@ nl_status config_parse_scan(const char *text, const char *source, const char *ba
     else snprintf(out->output_dir, sizeof out->output_dir, "runs/%s", out->name);
     out->seed = d->t.seed;
     out->algorithm = d->algorithm;
+    out->n_startup_trials = d->n_startup_trials;
     out->trials = d->trials;
     out->top_k = d->top_k;
     out->objective = d->objective;

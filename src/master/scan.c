@@ -21,6 +21,7 @@ typedef struct {
     int n;
     int next;          /* lowest id that may still be pending */
     int *busy;         /* per rank: running trial id or -1 */
+    unsigned char *pointed; /* per trial: values set (TPE sets them at dispatch) */
     int draining;
     int finished_now;  /* trials finished in this run */
     double t0;         /* when this run started */
@@ -85,6 +86,10 @@ static int dispatch(master *M, int w, nl_error *e) {
     while (M->next < M->n) {
         trial_entry *t = &M->t[M->next++];
         if (t->state != 0) continue;
+        if (!M->pointed[t->id]) { /* TPE: from the trials finished so far */
+            if (search_tpe_point(M->s, t->id, M->t, M->n, t->values, e)) return -1;
+            M->pointed[t->id] = 1;
+        }
         uint64_t seed = search_trial_seed(M->s, t->id);
         nl_error re = {0};
         char *yaml = config_resolve(M->s, t->values, seed, &re);
@@ -140,9 +145,37 @@ typedef struct {
     int replayed;
 } replay_ctx;
 
+/* A trial_start event's values (TPE: the point a trial was given, which
+ * a rerun must keep). Returns 1 if every dimension was there. */
+static int values_from_json(const scan_config *s, const json *vals, cfg_value *out) {
+    if (!vals || vals->type != JSON_OBJ) return 0;
+    for (int j = 0; j < s->n_dims; j++) {
+        const json *v = json_get(vals, s->dims[j].path);
+        if (!v) return 0;
+        memset(&out[j], 0, sizeof out[j]);
+        if (v->type == JSON_STR) {
+            out[j].kind = VAL_STR;
+            snprintf(out[j].str, sizeof out[j].str, "%s", v->str);
+        } else if (v->type == JSON_BOOL || v->type == JSON_NUM) {
+            out[j].kind = v->type == JSON_BOOL ? VAL_BOOL : VAL_NUM;
+            out[j].num = v->num;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void replay_visit(void *vctx, const json *ev, const char *line) {
     replay_ctx *r = vctx;
-    if (strcmp(json_str(ev, "event", ""), "trial_end") != 0) return;
+    const char *kind = json_str(ev, "event", "");
+    if (r->M->s->algorithm == SEARCH_TPE && strcmp(kind, "trial_start") == 0) {
+        int id = (int)json_num(ev, "trial", -1);
+        if (id >= 0 && id < r->M->n && values_from_json(r->M->s, json_get(ev, "values"), r->M->t[id].values))
+            r->M->pointed[id] = 1;
+        return;
+    }
+    if (strcmp(kind, "trial_end") != 0) return;
     trial_result res;
     if (trial_result_from_json(line, &res, NULL) != NL_OK) return;
     if (res.id < 0 || res.id >= r->M->n || res.status == TRIAL_INTERRUPTED) return;
@@ -197,14 +230,18 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
     M.n = search_n_trials(s, o->trials);
     M.t = calloc((size_t)M.n, sizeof *M.t);
     M.busy = malloc(sizeof(int) * (size_t)size);
-    if (!M.t || !M.busy) { st = nl_err(e, NL_ERR_NOMEM, "out of memory for %d trials", M.n); goto shutdown_all; }
+    M.pointed = calloc((size_t)(M.n > 0 ? M.n : 1), 1);
+    if (!M.t || !M.busy || !M.pointed) { st = nl_err(e, NL_ERR_NOMEM, "out of memory for %d trials", M.n); goto shutdown_all; }
     for (int w = 0; w < size; w++) M.busy[w] = -1;
     for (int i = 0; i < M.n; i++) {
         trial_entry *t = &M.t[i];
         t->id = i;
         t->values = calloc((size_t)(s->n_dims > 0 ? s->n_dims : 1), sizeof *t->values);
         if (!t->values) { st = nl_err(e, NL_ERR_NOMEM, "out of memory"); goto shutdown_all; }
-        search_point(s, i, t->values);
+        if (s->algorithm != SEARCH_TPE) {
+            search_point(s, i, t->values);
+            M.pointed[i] = 1;
+        }
         t->res.id = i;
         for (int k = 0; k < MET_COUNT; k++) t->res.metrics[k] = NAN;
     }
@@ -224,7 +261,7 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
         if (st) goto shutdown_all;
     }
     log_info("scan '%s': %d trials (%s search, %d dimension%s) on %d worker%s, output in %s%s", s->name, M.n,
-             s->algorithm == SEARCH_GRID ? "grid" : "random", s->n_dims, s->n_dims == 1 ? "" : "s", nworkers,
+             s->algorithm == SEARCH_GRID ? "grid" : s->algorithm == SEARCH_TPE ? "TPE" : "random", s->n_dims, s->n_dims == 1 ? "" : "s", nworkers,
              nworkers == 1 ? "" : "s", M.out, rc.replayed ? " (resumed)" : "");
     if (rc.replayed) log_info("resume: %d trials already finished, not run again", rc.replayed);
     if (s->algorithm == SEARCH_GRID && search_grid_size(s) > M.n)
@@ -322,5 +359,6 @@ done:
         for (int i = 0; i < M.n; i++) free(M.t[i].values);
     free(M.t);
     free(M.busy);
+    free(M.pointed);
     return st;
 }

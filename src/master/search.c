@@ -1,12 +1,15 @@
 /* search.c — random and grid search over the scan's dimensions. A trial's
  * point is a pure function of (scan seed, trial id): no search state to
  * save, and a resumed scan regenerates the same points. Registry of
- * algorithms: the switch in search_point (random, grid). */
+ * algorithms: the switch in search_point (random, grid); TPE (tpe.c)
+ * depends on finished trials, so scan.c asks it at dispatch time and the
+ * journal's trial_start events keep its points for --resume. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "nnlo/master.h"
+#include "search_internal.h"
 
 static long dim_grid_size(const search_dim *d) {
     switch (d->kind) {
@@ -84,6 +87,20 @@ static void clamp_value(const search_dim *d, cfg_value *v) {
     if (v->num > d->hi) v->num = d->hi;
 }
 
+void search_number_value(const search_dim *d, double x, cfg_value *v) {
+    num_value(v, x, d->is_int || d->kind == DIM_INT);
+    clamp_value(d, v);
+}
+
+void search_random_point(const scan_config *s, int id, cfg_value *values) {
+    rng_t r;
+    rng_seed(&r, rng_derive(s->seed, (uint64_t)id));
+    for (int j = 0; j < s->n_dims; j++) {
+        random_value(&s->dims[j], &r, &values[j]);
+        clamp_value(&s->dims[j], &values[j]);
+    }
+}
+
 void search_point(const scan_config *s, int id, cfg_value *values) {
     if (s->algorithm == SEARCH_GRID) {
         long rest = id;
@@ -95,10 +112,5 @@ void search_point(const scan_config *s, int id, cfg_value *values) {
         }
         return;
     }
-    rng_t r;
-    rng_seed(&r, rng_derive(s->seed, (uint64_t)id));
-    for (int j = 0; j < s->n_dims; j++) {
-        random_value(&s->dims[j], &r, &values[j]);
-        clamp_value(&s->dims[j], &values[j]);
-    }
+    search_random_point(s, id, values);
 }
