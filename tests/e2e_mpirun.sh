@@ -72,4 +72,22 @@ for id in 0 1 2 3; do   # per-epoch history, without the seconds column
     cmp "$T/resume/trials/$id/layers.csv" "$T/straight/trials/$id/layers.csv" ||
         fail "trial $id: layers.csv of the resumed scan differs"
 done
+echo "== SIGTERM drains a one-process scan mid-trial; --resume continues from the checkpoint"
+"$NNLO" scan.yaml --out "$T/term" --quiet > /dev/null 2> "$T/t1.err" &
+pid=$!
+for _ in $(seq 1 300); do
+    [ -s "$T/term/trials/0/checkpoint.bin" ] && break
+    sleep 0.05
+done
+kill -TERM $pid
+wait $pid || { cat "$T/t1.err"; fail "the SIGTERM-drained scan did not exit 0"; }
+ls "$T"/term/trials/*/checkpoint.bin > "$T/ckpts2.txt" 2>/dev/null || fail "SIGTERM left no checkpoint"
+timeout 900 "$NNLO" scan.yaml --out "$T/term" --resume --quiet > /dev/null 2> "$T/t2.err" ||
+    { cat "$T/t2.err"; fail "one-process resume failed"; }
+while read -r ck; do
+    grep -h "resuming from its checkpoint after epoch" "$(dirname "$ck")/log" ||
+        fail "$(dirname "$ck") did not resume from its checkpoint"
+done < "$T/ckpts2.txt"
+nontime "$T/term/results.csv" > "$T/c.csv"
+diff "$T/c.csv" "$T/b.csv" || fail "the SIGTERM-drained, resumed scan differs from the uninterrupted one"
 echo "PASS e2e_mpirun"
