@@ -563,8 +563,9 @@ START_TEST(test_bad_checkpoint_is_ignored) {
     snprintf(ref, sizeof ref, "%s/ref", g_dir);
     trial_result rr, r;
     run_trial(yaml, ref, 0, &rr);
-    static const char *why[] = {"corrupted", "truncated", "another trial configuration"};
-    for (int k = 0; k < 3; k++) {
+    static const char *why[] = {"corrupted", "truncated", "another trial configuration",
+                                "'optim_t' expected"};
+    for (int k = 0; k < 4; k++) {
         snprintf(dir, sizeof dir, "%s/bad%d", g_dir, k);
         snprintf(p, sizeof p, "%s/checkpoint.bin", dir);
         if (k < 2) {
@@ -577,6 +578,27 @@ START_TEST(test_bad_checkpoint_is_ignored) {
             if (k == 0) raw[n / 2] ^= 0x01;
             ck_assert_int_eq(fs_write_atomic(p, raw, k == 0 ? n : n / 2, &e), NL_OK);
             free(raw);
+        } else if (k == 3) {
+            /* a valid header over records this build does not expect, found
+             * after params were already overwritten: the trial is rebuilt */
+            run_trial(yaml, dir, 4, &r);
+            ck_assert_int_eq(r.status, TRIAL_INTERRUPTED);
+            unsigned char *buf;
+            ckpt_reader rd;
+            nl_error e;
+            uint64_t key = ckpt_hash(yaml, strlen(yaml));
+            ck_assert_msg(ckpt_read_file(p, key, &buf, &rd, &e) == NL_OK, "%s", e.msg);
+            unsigned char *at = NULL;
+            for (size_t j = 0; j + 7 <= rd.len && !at; j++)
+                if (memcmp(rd.p + j, "optim_t", 7) == 0) at = (unsigned char *)rd.p + j;
+            ck_assert_ptr_nonnull(at);
+            at[6] = 'T';
+            ckpt_writer w = {malloc(rd.len), rd.len, rd.len, 0}; /* the payload, re-framed */
+            ck_assert_ptr_nonnull(w.p);
+            memcpy(w.p, rd.p, rd.len);
+            ck_assert_int_eq(ckpt_write_file(p, key, &w, &e), NL_OK);
+            ckpt_writer_free(&w);
+            free(buf);
         } else {
             /* a checkpoint of another configuration (another learning rate) */
             char other[2048];
