@@ -30,10 +30,14 @@ echo "== SIGUSR1 drains, --resume finishes, same results"
 sed -i 's/epochs: 3/epochs: 300/' scan.yaml   # long enough to be interrupted
 mpirun -n 3 "$NNLO" scan.yaml --out "$T/resume" --quiet > "$T/r1.out" 2> "$T/r1.err" &
 pid=$!   # mpirun itself: it forwards SIGUSR1 to the ranks
-for _ in $(seq 1 300); do
-    grep -q '"trial_end"' "$T/resume/journal.jsonl" 2>/dev/null && break
-    sleep 0.2
+# signal once trial 2 or 3 (dispatched after a first trial ended) has
+# written its first checkpoint: it is early in its 300 epochs, so the drain
+# certainly catches it in flight
+for _ in $(seq 1 1200); do
+    [ -e "$T/resume/trials/2/checkpoint.bin" ] || [ -e "$T/resume/trials/3/checkpoint.bin" ] && break
+    sleep 0.05
 done
+grep -q '"trial_end"' "$T/resume/journal.jsonl" || fail "no trial had finished before the drain"
 kill -USR1 $pid   # as Slurm's --signal=USR1@300 would
 for _ in $(seq 1 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 kill -0 $pid 2>/dev/null && { kill -KILL $pid; fail "the drained scan did not exit within 60 s"; }
