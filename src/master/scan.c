@@ -305,7 +305,7 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
             if (res.status == TRIAL_INTERRUPTED) {
                 t->state = 0; /* runs again on --resume */
                 journal_append(&M.j, "trial_interrupted", NULL, NULL);
-                log_warn("trial %d interrupted: it will run again with --resume", t->id);
+                log_warn("trial %d interrupted: --resume continues it from its last checkpoint", t->id);
                 break;
             }
             t->state = 2;
