@@ -157,7 +157,9 @@ START_TEST(test_method_defaults) {
 }
 END_TEST
 
-START_TEST(test_kernel_initializer) {
+/* model.kernel_initializer, per-method target_sparsity defaults, TPE and
+ * the pruner's keys. */
+START_TEST(test_newer_keys) {
     const char *names[4] = {"he_uniform", "glorot_uniform", "lecun_uniform", "PyTorch"};
     for (int k = 0; k < 4; k++) {
         char text[256];
@@ -197,8 +199,19 @@ START_TEST(test_kernel_initializer) {
                                         "/b", &s2, &e2) == NL_OK, "%s", e2.msg);
         ck_assert_int_eq(s2.algorithm, SEARCH_TPE);
         ck_assert_int_eq(s2.n_startup_trials, 4);
+        ck_assert_int_eq(s2.pruner, PRUNER_NONE);
+        ck_assert_int_eq(s2.pruner_startup, 5);
+        ck_assert_int_eq(s2.pruner_warmup, 0);
+        config_free_scan(&s2);
+        ck_assert_msg(config_parse_scan(MINIMAL "search: {pruner: {type: median, n_startup_trials: 3, "
+                                        "n_warmup_steps: 2}}\n", "h.yaml", "/b", &s2, &e2) == NL_OK, "%s", e2.msg);
+        ck_assert_int_eq(s2.pruner, PRUNER_MEDIAN);
+        ck_assert_int_eq(s2.pruner_startup, 3);
+        ck_assert_int_eq(s2.pruner_warmup, 2);
         config_free_scan(&s2);
     }
+    expect_error(MINIMAL "search: {pruner: {type: hyperband}}\n", 1,
+                 "scan.yaml:3:25: search.pruner.type: expected one of none, median, got 'hyperband'");
     /* a search dimension: the grid has 2 points */
     scan_config s;
     nl_error e = {0};
@@ -1088,7 +1101,7 @@ Suite *make_config_suite(void) {
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_method_defaults);
     tcase_add_test(tc, test_error_messages);
-    tcase_add_test(tc, test_kernel_initializer);
+    tcase_add_test(tc, test_newer_keys);
     tcase_add_test(tc, test_pquant_pdp);
     tcase_add_test(tc, test_pquant_other_methods);
     tcase_add_test(tc, test_hpo_mapping);

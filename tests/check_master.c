@@ -383,6 +383,49 @@ START_TEST(test_tpe_concentrates) {
 }
 END_TEST
 
+
+/* The median rule by hand: completed curves (0.5 0.6 0.7), (0.4 0.7),
+ * (0.6 0.65 0.8): at epoch 1 the median of 0.6, 0.7, 0.65 is 0.65, so a
+ * best of 0.64 is pruned and 0.65 is not; at epoch 2 two curves reach it:
+ * median 0.75; warm-up, too few completed trials, an epoch no completed
+ * trial reached and a NaN best never prune. history.csv is read back with
+ * a missing epoch as NaN. */
+START_TEST(test_median_pruner) {
+    const double c0[] = {0.5, 0.6, 0.7}, c1[] = {0.4, 0.7}, c2[] = {0.6, 0.65, 0.8};
+    const double *curves[4] = {c0, NULL, c1, c2};
+    const int lens[4] = {3, 0, 2, 3};
+    double med, scratch[4];
+    ck_assert_int_eq(pruner_median_verdict(curves, lens, 4, 3, 1, 0.64, 3, 0, &med, scratch), 1);
+    ck_assert(fabs(med - 0.65) < 1e-15);
+    ck_assert_int_eq(pruner_median_verdict(curves, lens, 4, 3, 1, 0.65, 3, 0, &med, scratch), 0);
+    ck_assert_int_eq(pruner_median_verdict(curves, lens, 4, 3, 2, 0.74, 3, 0, &med, scratch), 1);
+    ck_assert(fabs(med - 0.75) < 1e-15);
+    ck_assert_int_eq(pruner_median_verdict(curves, lens, 4, 3, 0, 0.1, 3, 1, &med, scratch), 0);  /* warm-up */
+    ck_assert_int_eq(pruner_median_verdict(curves, lens, 4, 3, 1, 0.1, 4, 0, &med, scratch), 0);  /* startup */
+    ck_assert_int_eq(pruner_median_verdict(curves, lens, 4, 3, 3, 0.1, 1, 0, &med, scratch), 0);  /* nobody there */
+    ck_assert(isnan(med));
+    ck_assert_int_eq(pruner_median_verdict(curves, lens, 4, 3, 1, NAN, 1, 0, &med, scratch), 0);
+
+    char path[600];
+    snprintf(path, sizeof path, "%s/history.csv", tu_tmpdir());
+    const char *csv = "global_epoch,stage,round,epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,sparsity\n"
+                      "0,pretrain,0,0,0.01,1.0,0.5,1.1,0.625,0\n"
+                      "1,main,0,0,0.01,0.9,0.6,1.0,0.75,0.1\n"
+                      "3,finetune,0,0,0.01,0.8,0.7,0.9,0.8125,0.5\n";
+    nl_error e;
+    ck_assert_int_eq(fs_write_atomic(path, csv, strlen(csv), &e), NL_OK);
+    double *c = NULL;
+    int n = 0;
+    ck_assert_int_eq(pruner_read_curve(path, &c, &n, &e), NL_OK);
+    ck_assert_int_eq(n, 4);
+    ck_assert(c[0] == 0.625 && c[1] == 0.75 && isnan(c[2]) && c[3] == 0.8125);
+    free(c);
+    ck_assert_int_eq(fs_write_atomic(path, "epoch,loss\n0,1\n", 15, &e), NL_OK);
+    ck_assert_int_eq(pruner_read_curve(path, &c, &n, &e), NL_ERR_DATA);
+    ck_assert_ptr_nonnull(strstr(e.msg, "val_accuracy"));
+}
+END_TEST
+
 Suite *make_master_suite(void) {
     Suite *s = suite_create("master");
     TCase *tc = tcase_create("scheduler");
@@ -391,6 +434,7 @@ Suite *make_master_suite(void) {
     tcase_add_loop_test(tc, test_drain_then_resume_matches_uninterrupted, 0, 2);
     tcase_add_test(tc, test_tpe_resume_keeps_recorded_point);
     tcase_add_test(tc, test_tpe_math);
+    tcase_add_test(tc, test_median_pruner);
     tcase_add_test(tc, test_tpe_concentrates);
     tcase_add_test(tc, test_search_points);
     tcase_add_test(tc, test_objective_and_min_constraint);

@@ -94,4 +94,25 @@ while read -r ck; do
 done < "$T/ckpts2.txt"
 nontime "$T/term/results.csv" > "$T/c.csv"
 diff "$T/c.csv" "$T/b.csv" || fail "the SIGTERM-drained, resumed scan differs from the uninterrupted one"
+echo "== search.pruner: median; trials far below the completed one stop early and are not ranked"
+cat > prune.yaml <<'YAML'
+name: pruned
+seed: 3
+data: {train: jets.h5, validation_split: 0.25}
+model: {layers: [{type: dense, units: 16}, {type: relu}, {type: dense}]}
+training_parameters: {epochs: 40, batch_size: 128, learning_rate: {choice: [1.0e-2, 1.0e-7, 1.0e-7]}}
+search: {algorithm: grid, pruner: {type: median, n_startup_trials: 1}}
+YAML
+timeout 600 mpirun -n 2 "$NNLO" prune.yaml --out "$T/prune" --quiet > "$T/p.out" 2> "$T/p.err" ||
+    { cat "$T/p.err"; fail "pruned scan failed"; }
+grep -q "1 trials done, 2 pruned early" "$T/p.out" || { cat "$T/p.out"; fail "summary does not count 2 pruned trials"; }
+[ "$(grep -c ',pruned,' "$T/prune/results.csv")" -eq 2 ] || fail "results.csv lacks 2 pruned rows"
+[ "$(grep -c '"status": "pruned"' "$T/prune/journal.jsonl")" -eq 2 ] || fail "journal lacks 2 pruned trial_end events"
+for id in 1 2; do
+    n=$(($(wc -l < "$T/prune/trials/$id/history.csv") - 1))
+    [ "$n" -lt 40 ] || fail "trial $id ran all $n epochs: it was not stopped"
+    [ -s "$T/prune/trials/$id/model.h5" ] || fail "pruned trial $id has no model.h5"
+done
+grep -q "median pruner at epoch" "$T/p.err" || fail "the prune reason is not logged"
+ls "$T"/prune/best/ | grep -qv '^1_0$' && fail "a pruned trial was ranked"
 echo "PASS e2e_mpirun"

@@ -20,7 +20,8 @@ typedef enum {
     MSG_RESULT = 4,    /* worker -> master: JSON result of a trial */
     MSG_STOP = 5,      /* master -> worker: stop the current trial (drain) */
     MSG_SHUTDOWN = 6,  /* master -> worker: no more work, exit */
-    MSG_FATAL = 7      /* worker -> master: the worker cannot go on (reason) */
+    MSG_FATAL = 7,     /* worker -> master: the worker cannot go on (reason) */
+    MSG_PRUNE = 8      /* master -> worker: end the current trial now, it is pruned (reason) */
 } msg_type;
 
 typedef struct {

@@ -256,6 +256,7 @@ typedef struct {
 } search_dim;
 
 typedef enum { SEARCH_RANDOM = 0, SEARCH_GRID = 1, SEARCH_TPE = 2 } search_algorithm;
+typedef enum { PRUNER_NONE = 0, PRUNER_MEDIAN = 1 } search_pruner;
 
 typedef struct {
     char metric[32];  /* any metric of metrics.h: dsp, lut, latency_cycles, val_accuracy, ... */
@@ -271,6 +272,10 @@ typedef struct {
     search_algorithm algorithm;   /* search.algorithm; default random */
     int n_startup_trials;         /* search.n_startup_trials: TPE draws at random until this
                                      many trials have finished; default 10 (Optuna's) */
+    search_pruner pruner;         /* search.pruner.type: none (default) | median */
+    int pruner_startup;           /* search.pruner.n_startup_trials: finished trials needed
+                                     at an epoch before the rule applies there; default 5 */
+    int pruner_warmup;            /* search.pruner.n_warmup_steps: epochs never pruned; default 0 */
     int trials;                   /* search.trials or hpo_parameters.num_trials; default 10
                                      (grid without either: the size of the grid) */
     int top_k;                    /* search.top_k; default 5 */

@@ -17,7 +17,10 @@
 #include "nnlo/metrics.h"
 #include "nnlo/util.h"
 
-typedef enum { TRIAL_DONE = 0, TRIAL_FAILED = 1, TRIAL_INTERRUPTED = 2 } trial_status;
+/* PRUNED: the master's pruner (search.pruner) stopped it early; it is
+ * finished (its metrics are those of the model at that epoch) but is not
+ * ranked. */
+typedef enum { TRIAL_DONE = 0, TRIAL_FAILED = 1, TRIAL_INTERRUPTED = 2, TRIAL_PRUNED = 3 } trial_status;
 const char *trial_status_name(trial_status s);
 
 typedef struct {

@@ -29,6 +29,7 @@ typedef struct {
     char output_dir[512];
     search_algorithm algorithm;
     int trials, top_k, objective, n_startup_trials;
+    int pruner, pruner_startup, pruner_warmup;
     scan_constraint constraints[16];
     int n_constraints;
     int legacy_int_bits, legacy_frac_bits; /* default_integer_bits / _fractional_bits */
@@ -72,6 +73,7 @@ static const char *const strategy_names[] = {"latency", "resource", NULL};
 static const char *const io_names[] = {"io_parallel", NULL};
 static const char *const io_unsupported[] = {"io_stream", NULL};
 static const char *const algorithm_names[] = {"random", "grid", "tpe", NULL};
+static const char *const pruner_names[] = {"none", "median", NULL};
 static const char *const layer_names[] = {"dense", "relu", "conv1d", "conv2d", "maxpool1d",
                                           "maxpool2d", "avgpool1d", "avgpool2d", "batchnorm",
                                           "flatten", "dropout", "tanh", "sigmoid", "hard_tanh",
@@ -332,6 +334,14 @@ static const cfg_key search_keys[] = {
     K_INT("top_k", D(top_k), 5, KF_MIN | KF_NODIM, 1, 0),
     K_ENUM("objective", D(objective), MET_VAL_ACCURACY, metric_names, KF_NODIM),
     K_INT("n_startup_trials", D(n_startup_trials), 10, KF_MIN | KF_NODIM, 0, 0),
+    {.name = "pruner", .type = KT_ANY, .off = CFG_NO_FIELD},
+};
+
+/* search.pruner: Optuna's MedianPruner, with its names and defaults. */
+static const cfg_key pruner_keys[] = {
+    K_ENUM("type", D(pruner), PRUNER_NONE, pruner_names, KF_CASEI | KF_NODIM),
+    K_INT("n_startup_trials", D(pruner_startup), 5, KF_MIN | KF_NODIM, 1, 0),
+    K_INT("n_warmup_steps", D(pruner_warmup), 0, KF_MIN | KF_NODIM, 0, 0),
 };
 
 static const cfg_key fitcompress_keys[] = {
@@ -706,7 +716,10 @@ static nl_status sec_search(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
     nl_status st = cfg_section_parse(c, "search", node, search_keys, N_(search_keys), d, -1, seen);
     d->search_algorithm_at = seen[0];
     d->search_trials_at = seen[1];
-    return st;
+    if (st != NL_OK) return st;
+    ynode *pn = seen[seen_i(search_keys, N_(search_keys), "pruner")];
+    ynode *pseen[N_(pruner_keys)];
+    return cfg_section_parse(c, "search.pruner", pn, pruner_keys, N_(pruner_keys), d, -1, pseen);
 }
 
 static nl_status sec_constraints(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
@@ -1137,6 +1150,9 @@ nl_status config_parse_scan(const char *text, const char *source, const char *ba
     out->seed = d->t.seed;
     out->algorithm = d->algorithm;
     out->n_startup_trials = d->n_startup_trials;
+    out->pruner = (search_pruner)d->pruner;
+    out->pruner_startup = d->pruner_startup;
+    out->pruner_warmup = d->pruner_warmup;
     out->trials = d->trials;
     out->top_k = d->top_k;
     out->objective = d->objective;

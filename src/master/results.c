@@ -123,10 +123,11 @@ nl_status results_finish(const char *out_dir, const scan_config *s, const trial_
                          FILE *out, nl_error *e) {
     int *idx = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
     if (!idx) return nl_err(e, NL_ERR_NOMEM, "out of memory");
-    int nf = 0, ndone = 0, nfailed = 0;
+    int nf = 0, ndone = 0, nfailed = 0, npruned = 0;
     for (int i = 0; i < n; i++) {
         if (t[i].state != 2) continue;
         if (t[i].res.status == TRIAL_DONE) ndone++;
+        else if (t[i].res.status == TRIAL_PRUNED) npruned++;
         else nfailed++;
         if (results_feasible(s, &t[i].res)) idx[nf++] = i;
     }
@@ -175,8 +176,10 @@ nl_status results_finish(const char *out_dir, const scan_config *s, const trial_
     }
 
     /* the table */
-    fprintf(out, "\nnnlo-c scan '%s': %d trials done, %d failed or interrupted, %d feasible%s; ranked by %s\n",
-            s->name, ndone, nfailed, nf, s->n_constraints ? " (meeting the constraints)" : "",
+    char pruned[48] = "";
+    if (npruned) snprintf(pruned, sizeof pruned, ", %d pruned early", npruned);
+    fprintf(out, "\nnnlo-c scan '%s': %d trials done%s, %d failed or interrupted, %d feasible%s; ranked by %s\n",
+            s->name, ndone, pruned, nfailed, nf, s->n_constraints ? " (meeting the constraints)" : "",
             metric_name((metric_id)s->objective));
     fprintf(out, "%-4s %-6s %-8s %-8s %-8s %-10s %-6s %-8s %-7s", "rank", "trial", "val_acc", "test_acc",
             "sparsity", "ebops", "dsp", "lut", "latency");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "journal.h"
+#include "search_internal.h"
 #include "nnlo/json.h"
 #include "nnlo/master.h"
 
@@ -22,6 +23,13 @@ typedef struct {
     int next;          /* lowest id that may still be pending */
     int *busy;         /* per rank: running trial id or -1 */
     unsigned char *pointed; /* per trial: values set (TPE sets them at dispatch) */
+    /* search.pruner: per trial */
+    double **curve;    /* completed trials: val_accuracy per global epoch (history.csv) */
+    int *curve_len;
+    double *best;      /* running trials: best val_accuracy so far */
+    unsigned char *prune_sent;
+    int n_completed;   /* trials with status done */
+    double *scratch;   /* n doubles for the median */
     int draining;
     int finished_now;  /* trials finished in this run */
     double t0;         /* when this run started */
@@ -75,6 +83,8 @@ static void log_result(const master *M, const trial_entry *t) {
         log_info("%s trial %d done: val_acc %.4f test_acc %.4f sparsity %.3f ebops %.0f dsp %.0f lut %.0f latency %.0f cycles (%.1f s)",
                  pr, t->id, m[MET_VAL_ACCURACY], m[MET_TEST_ACCURACY], m[MET_SPARSITY], m[MET_EBOPS], m[MET_DSP],
                  m[MET_LUT], m[MET_LATENCY_CYCLES], m[MET_TRAIN_SECONDS]);
+    else if (t->res.status == TRIAL_PRUNED)
+        log_info("%s trial %d pruned (%s): val_acc %.4f", pr, t->id, t->res.reason, m[MET_VAL_ACCURACY]);
     else
         log_warn("%s trial %d %s: %s", pr, t->id, trial_status_name(t->res.status), t->res.reason);
 }
@@ -124,19 +134,55 @@ static int dispatch(master *M, int w, nl_error *e) {
         t->state = 1;
         t->worker = w;
         M->busy[w] = t->id;
+        M->best[t->id] = -INFINITY;
+        M->prune_sent[t->id] = 0;
         return 1;
     }
     return 0;
 }
 
+/* A completed trial's curve for the pruner, from its history.csv (the
+ * same for a live result and a replayed one). */
+static void load_curve(master *M, int id) {
+    if (M->s->pruner == PRUNER_NONE) return;
+    char path[4096 + 64];
+    snprintf(path, sizeof path, "%s/trials/%d/history.csv", M->out, id);
+    free(M->curve[id]);
+    M->curve[id] = NULL;
+    M->curve_len[id] = 0;
+    nl_error e = {0};
+    if (pruner_read_curve(path, &M->curve[id], &M->curve_len[id], &e) != NL_OK)
+        log_warn("pruner: trial %d's curve is not used: %s", id, e.msg);
+}
+
+/* The median rule on one epoch of a running trial: MSG_PRUNE when its best
+ * val_accuracy so far is below the completed trials' median there. */
+static void maybe_prune(master *M, int id, int step, double val) {
+    trial_entry *t = &M->t[id];
+    if (M->s->pruner == PRUNER_NONE || t->state != 1 || M->prune_sent[id]) return;
+    if (isfinite(val) && val > M->best[id]) M->best[id] = val;
+    double med;
+    if (!pruner_median_verdict((const double *const *)M->curve, M->curve_len, M->n, M->n_completed, step,
+                               M->best[id], M->s->pruner_startup, M->s->pruner_warmup, &med, M->scratch))
+        return;
+    char why[200];
+    snprintf(why, sizeof why, "median pruner at epoch %d: best val_accuracy %.4f < median %.4f of the completed trials",
+             step, M->best[id], med);
+    if (comm_send(M->c, t->worker, MSG_PRUNE, why, strlen(why), NULL) == NL_OK) M->prune_sent[id] = 1;
+}
+
 static void on_progress(master *M, const comm_msg *m) {
-    if (M->o->quiet) return;
+    if (M->o->quiet && M->s->pruner == PRUNER_NONE) return;
     json *j = json_parse(m->data, NULL);
     if (!j) return;
-    log_info("trial %d [%s r%d e%d] loss %.4f val_acc %.4f sparsity %.3f (%.2f s)",
-             (int)json_num(j, "trial", -1), json_str(j, "stage", "?"), (int)json_num(j, "round", 0),
-             (int)json_num(j, "epoch", 0), json_num(j, "train_loss", NAN), json_num(j, "val_accuracy", NAN),
-             json_num(j, "sparsity", NAN), json_num(j, "seconds", NAN));
+    int id = (int)json_num(j, "trial", -1);
+    if (!M->o->quiet)
+        log_info("trial %d [%s r%d e%d] loss %.4f val_acc %.4f sparsity %.3f (%.2f s)", id,
+                 json_str(j, "stage", "?"), (int)json_num(j, "round", 0), (int)json_num(j, "epoch", 0),
+                 json_num(j, "train_loss", NAN), json_num(j, "val_accuracy", NAN), json_num(j, "sparsity", NAN),
+                 json_num(j, "seconds", NAN));
+    if (id >= 0 && id < M->n)
+        maybe_prune(M, id, (int)json_num(j, "global_epoch", -1), json_num(j, "val_accuracy", NAN));
     json_free(j);
 }
 
@@ -181,8 +227,10 @@ static void replay_visit(void *vctx, const json *ev, const char *line) {
     if (res.id < 0 || res.id >= r->M->n || res.status == TRIAL_INTERRUPTED) return;
     trial_entry *t = &r->M->t[res.id];
     if (t->state != 2) r->replayed++;
+    if (res.status == TRIAL_DONE && !(t->state == 2 && t->res.status == TRIAL_DONE)) r->M->n_completed++;
     t->res = res;
     t->state = 2;
+    if (res.status == TRIAL_DONE) load_curve(r->M, res.id);
 }
 
 static nl_status prepare_out(master *M, nl_error *e) {
@@ -230,8 +278,14 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
     M.n = search_n_trials(s, o->trials);
     M.t = calloc((size_t)M.n, sizeof *M.t);
     M.busy = malloc(sizeof(int) * (size_t)size);
-    M.pointed = calloc((size_t)(M.n > 0 ? M.n : 1), 1);
-    if (!M.t || !M.busy || !M.pointed) { st = nl_err(e, NL_ERR_NOMEM, "out of memory for %d trials", M.n); goto shutdown_all; }
+    size_t nn = (size_t)(M.n > 0 ? M.n : 1);
+    M.pointed = calloc(nn, 1);
+    M.curve = calloc(nn, sizeof *M.curve);
+    M.curve_len = calloc(nn, sizeof *M.curve_len);
+    M.best = calloc(nn, sizeof *M.best);
+    M.prune_sent = calloc(nn, 1);
+    M.scratch = calloc(nn, sizeof *M.scratch);
+    if (!M.t || !M.busy || !M.pointed || !M.curve || !M.curve_len || !M.best || !M.prune_sent || !M.scratch) { st = nl_err(e, NL_ERR_NOMEM, "out of memory for %d trials", M.n); goto shutdown_all; }
     for (int w = 0; w < size; w++) M.busy[w] = -1;
     for (int i = 0; i < M.n; i++) {
         trial_entry *t = &M.t[i];
@@ -310,6 +364,10 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
             }
             t->state = 2;
             M.finished_now++;
+            if (res.status == TRIAL_DONE) {
+                M.n_completed++;
+                load_curve(&M, t->id);
+            }
             log_result(&M, t);
             if ((st = record_result(&M, t, e))) { comm_msg_free(&m); goto shutdown_all; }
             break;
@@ -343,7 +401,7 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
         for (int i = 0; i < M.n; i++) {
             if (M.t[i].state != 2) continue;
             if (M.t[i].res.status == TRIAL_DONE) done++;
-            else if (failed++ == 0) first = i;
+            else if (M.t[i].res.status == TRIAL_FAILED && failed++ == 0) first = i;
         }
         if (st == NL_OK && done == 0 && failed > 0)
             st = nl_err(e, NL_ERR_DATA, "all %d finished trials failed; trial %d: %s", failed, first,
@@ -360,5 +418,12 @@ done:
     free(M.t);
     free(M.busy);
     free(M.pointed);
+    if (M.curve)
+        for (int i = 0; i < M.n; i++) free(M.curve[i]);
+    free(M.curve);
+    free(M.curve_len);
+    free(M.best);
+    free(M.prune_sent);
+    free(M.scratch);
     return st;
 }

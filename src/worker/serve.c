@@ -1,6 +1,7 @@
 /* serve.c — a worker's life: READY, run each TRIAL sent, report PROGRESS
  * per epoch and the RESULT, until SHUTDOWN. Between epochs it polls for a
- * STOP (the master is draining) and checks the process's signal flag, so a
+ * PRUNE (the trial ends there, reported as pruned, with its model and
+ * metrics at that epoch) or a STOP (the master is draining) and checks the process's signal flag, so a
  * Slurm time limit interrupts a trial within one epoch, after that epoch's
  * checkpoint is on disk (worker_run_trial writes it into the trial folder;
  * the trial continues from it when sent again). The datasets stay
@@ -15,6 +16,8 @@ typedef struct {
     comm *c;
     volatile sig_atomic_t *stop_flag;
     int stop, shutdown;
+    int prune;               /* the master pruned the running trial */
+    char prune_reason[256];
     nl_error err;
     int comm_failed;
 } serve_ctx;
@@ -27,6 +30,10 @@ static void poll_master(serve_ctx *s) {
         if (comm_recv(s->c, &m, 0, &got, &s->err) != NL_OK) { s->comm_failed = 1; s->stop = 1; return; }
         if (!got) return;
         if (m.type == MSG_STOP) s->stop = 1;
+        else if (m.type == MSG_PRUNE) {
+            s->prune = 1;
+            snprintf(s->prune_reason, sizeof s->prune_reason, "%s", m.data ? m.data : "pruned");
+        }
         else if (m.type == MSG_SHUTDOWN) s->stop = s->shutdown = 1;
         else log_warn("ignoring message type %d from rank %d during a trial", (int)m.type, m.peer);
         comm_msg_free(&m);
@@ -52,7 +59,8 @@ static int on_progress(void *vctx, int trial_id, const epoch_record *r) {
     sbuf_free(&b);
     poll_master(s);
     if (s->stop_flag && *s->stop_flag) s->stop = 1;
-    return s->stop ? 2 : 0;
+    /* a drain wins over a prune: the trial then resumes later */
+    return s->stop ? 2 : s->prune ? 1 : 0;
 }
 
 nl_status worker_serve(comm *c, volatile sig_atomic_t *stop_flag, nl_error *e) {
@@ -66,7 +74,7 @@ nl_status worker_serve(comm *c, volatile sig_atomic_t *stop_flag, nl_error *e) {
         st = comm_recv(c, &m, 0.5, &got, e);
         if (st || !got) continue;
         if (m.type == MSG_SHUTDOWN) { s.shutdown = 1; comm_msg_free(&m); break; }
-        if (m.type == MSG_STOP) { comm_msg_free(&m); continue; } /* idle: nothing to stop */
+        if (m.type == MSG_STOP || m.type == MSG_PRUNE) { comm_msg_free(&m); continue; } /* idle: nothing to stop */
         if (m.type != MSG_TRIAL) {
             log_warn("ignoring message type %d from rank %d", (int)m.type, m.peer);
             comm_msg_free(&m);
@@ -85,7 +93,7 @@ nl_status worker_serve(comm *c, volatile sig_atomic_t *stop_flag, nl_error *e) {
         dir++;
         char source[160];
         snprintf(source, sizeof source, "trials/%d/trial.yaml", id);
-        s.stop = 0;
+        s.stop = s.prune = 0;
         trial_result res;
         nl_error te = {0};
         if (worker_run_trial(id, yaml, source, NULL, dir, &cache, on_progress, &s, &res, &te) != NL_OK &&
@@ -96,6 +104,10 @@ nl_status worker_serve(comm *c, volatile sig_atomic_t *stop_flag, nl_error *e) {
         }
         comm_msg_free(&m);
         if (s.comm_failed) { *e = s.err; st = e->code; break; }
+        if (s.prune && res.status == TRIAL_DONE) { /* stopped early at the master's word */
+            res.status = TRIAL_PRUNED;
+            snprintf(res.reason, sizeof res.reason, "%s", s.prune_reason);
+        }
         sbuf b = {0};
         trial_result_to_json(&res, &b);
         st = comm_send(c, 0, MSG_RESULT, b.s, b.len, e);

@@ -29,6 +29,7 @@ const char *trial_status_name(trial_status s) {
     case TRIAL_DONE: return "done";
     case TRIAL_FAILED: return "failed";
     case TRIAL_INTERRUPTED: return "interrupted";
+    case TRIAL_PRUNED: return "pruned";
     }
     return "unknown";
 }
@@ -602,7 +603,10 @@ nl_status trial_result_from_json(const char *text, trial_result *r, nl_error *e)
     memset(r, 0, sizeof *r);
     r->id = (int)json_num(j, "trial", -1);
     const char *s = json_str(j, "status", "");
-    r->status = !strcmp(s, "done") ? TRIAL_DONE : !strcmp(s, "interrupted") ? TRIAL_INTERRUPTED : TRIAL_FAILED;
+    r->status = !strcmp(s, "done")          ? TRIAL_DONE
+                : !strcmp(s, "interrupted") ? TRIAL_INTERRUPTED
+                : !strcmp(s, "pruned")      ? TRIAL_PRUNED
+                                            : TRIAL_FAILED;
     snprintf(r->reason, sizeof r->reason, "%s", json_str(j, "reason", ""));
     const json *mj = json_get(j, "metrics");
     for (int k = 0; k < MET_COUNT; k++) r->metrics[k] = json_num(mj, metric_name((metric_id)k), NAN);
