@@ -373,6 +373,25 @@ START_TEST(test_tpe_concentrates) {
                       "(random: %d near)", pass, near, sixteen, rnear);
         ck_assert_msg(rnear <= 10, "random search put %d of 20 near the peak", rnear);
     }
+    /* pruned trials rank below every completed one, whatever their metrics:
+     * 15 done trials with 16 units (score 0.5) and 15 pruned with 32 units
+     * and a higher recorded score; TPE hardly proposes 32 again (it does
+     * try the unseen 8: with no observation in either group its density
+     * ratio is the largest) */
+    for (int i = 0; i < 30; i++) {
+        vals[i][0].num = i < 15 ? 16 : 32;
+        t[i].state = 2;
+        t[i].res.status = i < 15 ? TRIAL_DONE : TRIAL_PRUNED;
+        t[i].res.metrics[MET_VAL_ACCURACY] = i < 15 ? 0.5 : 0.9;
+    }
+    s.objective = MET_VAL_ACCURACY;
+    int n32 = 0;
+    for (int id = 30; id < 50; id++) {
+        cfg_value v[2];
+        ck_assert_int_eq(search_tpe_point(&s, id, t, 50, v, &e), NL_OK);
+        n32 += v[0].num == 32;
+    }
+    ck_assert_msg(n32 <= 2, "%d of 20 points with 32 units: pruned trials ignored or counted as good", n32);
     /* fewer finished trials than n_startup_trials: the random point */
     for (int i = 5; i < 50; i++) t[i].state = 0;
     cfg_value v[2], r[2];

@@ -56,7 +56,8 @@ typedef struct {
 } trial_entry;
 
 /* TPE (search.algorithm: tpe): the point of trial id given the n trials so
- * far (those finished DONE with a finite objective are the history; their
+ * far (those finished DONE with a finite objective, then the PRUNED ones
+ * ranked below them, are the history; their
  * values must be set). With fewer than max(2, n_startup_trials) of them it
  * is search_point's random point. Deterministic in (scan, id, history). */
 nl_status search_tpe_point(const scan_config *s, int id, const trial_entry *t, int n,

@@ -1,8 +1,8 @@
 /* tpe.c — the Tree-structured Parzen Estimator (Bergstra et al., NeurIPS
  * 2011), with the defaults Optuna's TPESampler documents: random points
- * until n_startup_trials trials have finished, then the finished DONE
- * trials are split into the best gamma(n) = min(ceil(n / 10), 25) and the
- * rest; each dimension independently gets a Parzen density l (good) and g
+ * until n_startup_trials trials have finished, then the finished trials
+ * (done, and pruned ones ranked below them) are split into the best
+ * gamma(n) = min(ceil(n / 10), 25) and the rest; each dimension independently gets a Parzen density l (good) and g
  * (rest), 24 candidates are drawn from l and the one with the largest
  * log l - log g is taken.
  *
@@ -27,12 +27,14 @@
 
 typedef struct {
     int id;
+    int pruned;   /* stopped by the pruner: ranked after every completed trial */
     int feasible;
     double score; /* larger is better */
 } tpe_obs;
 
 static int obs_cmp(const void *a, const void *b) {
     const tpe_obs *x = a, *y = b;
+    if (x->pruned != y->pruned) return x->pruned - y->pruned;
     if (x->feasible != y->feasible) return y->feasible - x->feasible;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
     return x->id - y->id;
@@ -137,14 +139,18 @@ static int choice_point(const search_dim *d, const int *cg, int ng, const int *c
     return best;
 }
 
-/* Finished DONE trials with a finite objective, ranked best first. */
+/* Finished DONE trials with a finite objective, ranked best first, then
+ * the pruned ones (Optuna's TPE also counts pruned trials as worse than
+ * every completed one, so it does not propose their region again). */
 static int history(const scan_config *s, const trial_entry *t, int n, tpe_obs *out) {
     int m = 0, minimize = metric_minimize((metric_id)s->objective);
     for (int i = 0; i < n; i++) {
-        if (t[i].state != 2 || t[i].res.status != TRIAL_DONE) continue;
+        if (t[i].state != 2 || (t[i].res.status != TRIAL_DONE && t[i].res.status != TRIAL_PRUNED)) continue;
         double v = t[i].res.metrics[s->objective];
-        if (!isfinite(v)) continue;
+        if (!isfinite(v)) v = minimize ? INFINITY : -INFINITY;
+        if (t[i].res.status == TRIAL_DONE && !isfinite(v)) continue;
         out[m].id = i;
+        out[m].pruned = t[i].res.status == TRIAL_PRUNED;
         out[m].feasible = results_feasible(s, &t[i].res);
         out[m].score = minimize ? -v : v;
         m++;
