@@ -105,6 +105,16 @@ static void load(scan_config *s) {
     ck_assert_msg(config_parse_scan(SCAN, "fake.yaml", "/tmp", s, &e) == NL_OK, "%s", e.msg);
 }
 
+/* SCAN with its search: and constraints: lines replaced by `tail`. */
+static void load_with(scan_config *s, const char *tail) {
+    char text[2048];
+    snprintf(text, sizeof text, "%s", SCAN);
+    char *c = strstr(text, "search:");
+    snprintf(c, sizeof text - (size_t)(c - text), "%s", tail);
+    nl_error e;
+    ck_assert_msg(config_parse_scan(text, "fake.yaml", "/tmp", s, &e) == NL_OK, "%s", e.msg);
+}
+
 START_TEST(test_full_scan) {
     scan_config s;
     load(&s);
@@ -146,18 +156,11 @@ END_TEST
  * the finished trials, so its points come back from the journal). */
 START_TEST(test_drain_then_resume_matches_uninterrupted) {
     scan_config s;
-    if (_i == 0) {
+    if (_i == 0)
         load(&s);
-    } else {
-        char text[2048];
-        snprintf(text, sizeof text, "%s", SCAN);
-        char *c = strstr(text, "search:");
-        snprintf(c, sizeof text - (size_t)(c - text),
-                 "search: {algorithm: tpe, n_startup_trials: 2, trials: 7, top_k: 3}\n"
-                 "constraints: {dsp: 97}\n");
-        nl_error pe;
-        ck_assert_msg(config_parse_scan(text, "fake.yaml", "/tmp", &s, &pe) == NL_OK, "%s", pe.msg);
-    }
+    else
+        load_with(&s, "search: {algorithm: tpe, n_startup_trials: 2, trials: 7, top_k: 3}\n"
+                      "constraints: {dsp: 97}\n");
     const char *tmp = tu_tmpdir();
     char a[600], b[600], pa[700], pb[700];
     snprintf(a, sizeof a, "%s/straight", tmp);
@@ -195,15 +198,10 @@ END_TEST
  * are a minimum: val_acc >= 0.52 keeps ids 2, 3, 4; by LUT (1000 + 10 id):
  * 2, then 3, then 4. */
 START_TEST(test_objective_and_min_constraint) {
-    char text[2048];
-    snprintf(text, sizeof text, "%s", SCAN);
-    char *c = strstr(text, "search:");
-    snprintf(c, sizeof text - (size_t)(c - text),
-             "search: {algorithm: random, trials: 7, top_k: 3, objective: lut}\n"
-             "constraints: {val_accuracy: 0.52}\n");
     scan_config s;
     nl_error e;
-    ck_assert_msg(config_parse_scan(text, "fake.yaml", "/tmp", &s, &e) == NL_OK, "%s", e.msg);
+    load_with(&s, "search: {algorithm: random, trials: 7, top_k: 3, objective: lut}\n"
+                  "constraints: {val_accuracy: 0.52}\n");
     char out[600], p[700];
     snprintf(out, sizeof out, "%s/obj", tu_tmpdir());
     fake_worker f = {.stop_after = -1};
@@ -252,14 +250,9 @@ END_TEST
  * of trial 3 is rewritten to units 32 before --resume, and trial 3 reruns
  * with 32. */
 START_TEST(test_tpe_resume_keeps_recorded_point) {
-    char text[2048];
-    snprintf(text, sizeof text, "%s", SCAN);
-    char *c = strstr(text, "search:");
-    snprintf(c, sizeof text - (size_t)(c - text),
-             "search: {algorithm: tpe, n_startup_trials: 2, trials: 7, top_k: 3}\n");
     scan_config s;
     nl_error e;
-    ck_assert_msg(config_parse_scan(text, "fake.yaml", "/tmp", &s, &e) == NL_OK, "%s", e.msg);
+    load_with(&s, "search: {algorithm: tpe, n_startup_trials: 2, trials: 7, top_k: 3}\n");
     char out[600], jp[700];
     snprintf(out, sizeof out, "%s/tpe_keep", tu_tmpdir());
     snprintf(jp, sizeof jp, "%s/journal.jsonl", out);
@@ -330,16 +323,12 @@ END_TEST
 /* After 30 random trials whose objective peaks at learning rate 3e-3 and
  * units 16, TPE's next 20 points (ids 30..49, same history) sit mostly
  * near the peak, where random search puts about a third of them; the
- * same id and history give the same point; a minimised objective (lut)
- * pulls the other way. */
+ * same id and history give the same point; the same ranking through a
+ * minimised objective (lut = -score) gives the same concentration. */
 START_TEST(test_tpe_concentrates) {
-    char text[2048];
-    snprintf(text, sizeof text, "%s", SCAN);
-    char *c = strstr(text, "search:");
-    snprintf(c, sizeof text - (size_t)(c - text), "search: {algorithm: tpe, trials: 50}\n");
     scan_config s;
     nl_error e;
-    ck_assert_msg(config_parse_scan(text, "fake.yaml", "/tmp", &s, &e) == NL_OK, "%s", e.msg);
+    load_with(&s, "search: {algorithm: tpe, trials: 50}\n");
     trial_entry t[50];
     cfg_value vals[50][2];
     for (int pass = 0; pass < 2; pass++) {
@@ -445,6 +434,47 @@ START_TEST(test_median_pruner) {
 }
 END_TEST
 
+
+/* No trial meets the constraint yet (dsp <= 5, dsp = units, accuracy rises
+ * with units): TPE ranks them by how far they miss it, so its next points
+ * move towards small models instead of the most accurate (largest) ones. */
+START_TEST(test_tpe_infeasible_history) {
+    const char *text = "name: c\nseed: 5\ndata: {train: [nowhere.h5]}\n"
+                       "model: {layers: [{type: dense, units: {int: [1, 100]}}, {type: relu}, {type: dense}]}\n"
+                       "search: {algorithm: tpe, trials: 60, n_startup_trials: 5}\n"
+                       "constraints: {dsp: 5}\n";
+    scan_config s;
+    nl_error e;
+    ck_assert_msg(config_parse_scan(text, "c.yaml", "/tmp", &s, &e) == NL_OK, "%s", e.msg);
+    trial_entry t[60];
+    cfg_value vals[60][1];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < 60; i++) {
+        t[i].id = i;
+        t[i].values = vals[i];
+        vals[i][0].kind = VAL_NUM;
+        vals[i][0].num = 10 + 4 * i;  /* 10 .. 86 for the 20 finished ones */
+        if (i >= 20) continue;
+        t[i].state = 2;
+        t[i].res.status = TRIAL_DONE;
+        for (int k = 0; k < MET_COUNT; k++) t[i].res.metrics[k] = 0;
+        t[i].res.metrics[MET_DSP] = vals[i][0].num;
+        t[i].res.metrics[MET_VAL_ACCURACY] = 0.5 + vals[i][0].num / 200.0;
+    }
+    int small = 0;
+    double sum = 0;
+    for (int id = 20; id < 60; id++) {
+        cfg_value v[1];
+        ck_assert_int_eq(search_tpe_point(&s, id, t, 60, v, &e), NL_OK);
+        ck_assert(v[0].num >= 1 && v[0].num <= 100 && v[0].num == round(v[0].num));
+        small += v[0].num <= 20;
+        sum += v[0].num;
+    }
+    ck_assert_msg(small >= 20, "only %d of 40 points at units <= 20 (mean %.1f)", small, sum / 40);
+    config_free_scan(&s);
+}
+END_TEST
+
 Suite *make_master_suite(void) {
     Suite *s = suite_create("master");
     TCase *tc = tcase_create("scheduler");
@@ -455,6 +485,7 @@ Suite *make_master_suite(void) {
     tcase_add_test(tc, test_tpe_math);
     tcase_add_test(tc, test_median_pruner);
     tcase_add_test(tc, test_tpe_concentrates);
+    tcase_add_test(tc, test_tpe_infeasible_history);
     tcase_add_test(tc, test_search_points);
     tcase_add_test(tc, test_objective_and_min_constraint);
     suite_add_tcase(s, tc);

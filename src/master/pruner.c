@@ -12,11 +12,6 @@
 #include "nnlo/master.h"
 #include "search_internal.h"
 
-static int dbl_cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int pruner_median_verdict(const double *const *curves, const int *lens, int n, int n_completed, int step,
                           double best, int n_startup, int warmup, double *median, double *scratch) {
     *median = NAN;
@@ -25,7 +20,7 @@ int pruner_median_verdict(const double *const *curves, const int *lens, int n, i
     for (int i = 0; i < n; i++)
         if (curves[i] && step < lens[i] && isfinite(curves[i][step])) scratch[k++] = curves[i][step];
     if (k == 0) return 0;
-    qsort(scratch, (size_t)k, sizeof *scratch, dbl_cmp);
+    qsort(scratch, (size_t)k, sizeof *scratch, search_dbl_cmp);
     *median = k % 2 ? scratch[k / 2] : 0.5 * (scratch[k / 2 - 1] + scratch[k / 2]);
     return best < *median;
 }

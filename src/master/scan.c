@@ -29,6 +29,7 @@ typedef struct {
     double *best;      /* running trials: best val_accuracy so far */
     unsigned char *prune_sent;
     int n_completed;   /* trials with status done */
+    int tpe_warned;    /* the "objective never finite" warning was given */
     double *scratch;   /* n doubles for the median */
     int draining;
     int finished_now;  /* trials finished in this run */
@@ -89,6 +90,22 @@ static void log_result(const master *M, const trial_entry *t) {
         log_warn("%s trial %d %s: %s", pr, t->id, trial_status_name(t->res.status), t->res.reason);
 }
 
+/* TPE learns from the objective; when enough trials completed but none
+ * has a finite one (e.g. test_accuracy without a test set) it can only
+ * draw at random: say so once. */
+static void warn_tpe_blind(master *M) {
+    int startup = M->s->n_startup_trials > 2 ? M->s->n_startup_trials : 2, finite = 0;
+    if (M->tpe_warned || M->n_completed < startup) return;
+    for (int i = 0; i < M->n; i++)
+        if (M->t[i].state == 2 && M->t[i].res.status == TRIAL_DONE)
+            finite += isfinite(M->t[i].res.metrics[M->s->objective]) != 0;
+    if (finite > 0) return;
+    log_warn("TPE: none of the %d completed trials has a value for search.objective '%s' (is it measured? "
+             "test_* needs data.test), so TPE can only draw points at random", M->n_completed,
+             metric_name((metric_id)M->s->objective));
+    M->tpe_warned = 1;
+}
+
 /* Sends worker w the next pending trial; returns 1 if one was sent. A
  * point whose config cannot be resolved (e.g. a value outside a key's
  * range) becomes a FAILED trial and the next one is tried. */
@@ -97,6 +114,7 @@ static int dispatch(master *M, int w, nl_error *e) {
         trial_entry *t = &M->t[M->next++];
         if (t->state != 0) continue;
         if (!M->pointed[t->id]) { /* TPE: from the trials finished so far */
+            warn_tpe_blind(M);
             if (search_tpe_point(M->s, t->id, M->t, M->n, t->values, e)) return -1;
             M->pointed[t->id] = 1;
         }

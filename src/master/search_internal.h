@@ -12,6 +12,9 @@ void search_random_point(const scan_config *s, int id, cfg_value *values);
  * 6 significant digits, clamped to [lo, hi]. */
 void search_number_value(const search_dim *d, double x, cfg_value *v);
 
+/* qsort comparator of doubles, ascending. */
+int search_dbl_cmp(const void *a, const void *b);
+
 /* ---- TPE (tpe.c) --------------------------------------------------------- */
 /* The size of the good group among n finished trials: min(ceil(n/10), 25), >= 1. */
 int tpe_n_good(int n);

@@ -1,6 +1,6 @@
 /* tpe.c — the Tree-structured Parzen Estimator (Bergstra et al., NeurIPS
- * 2011), with the defaults Optuna's TPESampler documents: random points
- * until n_startup_trials trials have finished, then the finished trials
+ * 2011), after Optuna's TPESampler (differences in docs/config.md): random
+ * points until n_startup_trials trials have completed, then the finished trials
  * (done, and pruned ones ranked below them) are split into the best
  * gamma(n) = min(ceil(n / 10), 25) and the rest; each dimension independently gets a Parzen density l (good) and g
  * (rest), 24 candidates are drawn from l and the one with the largest
@@ -11,8 +11,9 @@
  * neighbours (the range ends count as neighbours) as its width, clipped to
  * [range / min(100, 1 + m), range], plus a prior component (mid-range,
  * width = range), all of weight 1. Choices: observed counts plus a prior
- * weight of 1 spread evenly. Ranking: feasible (constraints) before
- * infeasible, then the objective in its direction, then the lower id.
+ * weight of 1 spread evenly. Ranking: completed before pruned, then by
+ * how far a trial misses the constraints (0 for feasible ones), then the
+ * objective in its direction, then the lower id.
  * Deterministic: the same finished trials and id give the same point. Not
  * here: multivariate TPE, constant-liar for running trials. */
 #include <math.h>
@@ -27,17 +28,39 @@
 
 typedef struct {
     int id;
-    int pruned;   /* stopped by the pruner: ranked after every completed trial */
-    int feasible;
-    double score; /* larger is better */
+    int pruned;       /* stopped by the pruner: ranked after every completed trial */
+    double violation; /* how far it misses the constraints; 0 = feasible */
+    double score;     /* larger is better */
 } tpe_obs;
 
 static int obs_cmp(const void *a, const void *b) {
     const tpe_obs *x = a, *y = b;
     if (x->pruned != y->pruned) return x->pruned - y->pruned;
-    if (x->feasible != y->feasible) return y->feasible - x->feasible;
+    if (x->violation != y->violation) return x->violation < y->violation ? -1 : 1;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
     return x->id - y->id;
+}
+
+int search_dbl_cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sum over the constraints of the relative amount a result misses each
+ * by (a missing metric counts 1): infeasible trials rank by it, so TPE
+ * moves towards the feasible region before anything else (as Optuna's
+ * constrained TPE does). */
+static double violation(const scan_config *s, const trial_result *r) {
+    double v = 0;
+    for (int k = 0; k < s->n_constraints; k++) {
+        int m = metric_find(s->constraints[k].metric);
+        if (m < 0) continue;
+        double x = r->metrics[m], b = s->constraints[k].max;
+        if (!isfinite(x)) { v += 1; continue; }
+        double miss = metric_minimize((metric_id)m) ? x - b : b - x;
+        if (miss > 0) v += miss / (fabs(b) > 0 ? fabs(b) : 1.0);
+    }
+    return v;
 }
 
 int tpe_n_good(int n) {
@@ -49,6 +72,19 @@ int tpe_n_good(int n) {
 /* Position of a value on the dimension's axis (log for log_uniform). */
 static double axis(const search_dim *d, double v) { return d->kind == DIM_LOG_UNIFORM ? log(v) : v; }
 
+/* The axis's range; integer dimensions reach half a step beyond their
+ * ends, so that after rounding lo and hi are as likely as inner values. */
+static void axis_range(const search_dim *d, double *lo, double *hi) {
+    int is_int = d->kind == DIM_INT || d->is_int;
+    double a = d->lo, b = d->hi;
+    if (is_int && (d->kind != DIM_LOG_UNIFORM || a > 0.5)) {
+        a -= 0.5;
+        b += 0.5;
+    }
+    *lo = axis(d, a);
+    *hi = axis(d, b);
+}
+
 static double norm_cdf(double z) { return 0.5 * erfc(-z / sqrt(2.0)); }
 
 void tpe_parzen(const double *obs, int m, double lo, double hi, double *mu, double *sigma) {
@@ -56,12 +92,7 @@ void tpe_parzen(const double *obs, int m, double lo, double hi, double *mu, doub
     double smin = range / fmin(100.0, 1.0 + m);
     /* sorted copy to find each observation's neighbours */
     for (int i = 0; i < m; i++) mu[i] = obs[i];
-    for (int i = 1; i < m; i++) /* insertion sort: m <= a few hundred */
-        for (int j = i; j > 0 && mu[j - 1] > mu[j]; j--) {
-            double t = mu[j];
-            mu[j] = mu[j - 1];
-            mu[j - 1] = t;
-        }
+    qsort(mu, (size_t)m, sizeof *mu, search_dbl_cmp);
     for (int i = 0; i < m; i++) {
         double left = i > 0 ? mu[i - 1] : lo, right = i + 1 < m ? mu[i + 1] : hi;
         double s = fmax(mu[i] - left, right - mu[i]);
@@ -101,7 +132,8 @@ static int same_choice(const cfg_value *a, const cfg_value *b) {
 /* One numeric dimension: the best of TPE_CANDIDATES draws from l. */
 static double numeric_point(const search_dim *d, const double *good, int ng, const double *bad, int nb,
                             rng_t *r, double *buf) {
-    double lo = axis(d, d->lo), hi = axis(d, d->hi);
+    double lo, hi;
+    axis_range(d, &lo, &hi);
     if (!(hi > lo)) return d->lo;
     double *lmu = buf, *lsig = lmu + ng + 1, *gmu = lsig + ng + 1, *gsig = gmu + nb + 1;
     tpe_parzen(good, ng, lo, hi, lmu, lsig);
@@ -151,7 +183,7 @@ static int history(const scan_config *s, const trial_entry *t, int n, tpe_obs *o
         if (t[i].res.status == TRIAL_DONE && !isfinite(v)) continue;
         out[m].id = i;
         out[m].pruned = t[i].res.status == TRIAL_PRUNED;
-        out[m].feasible = results_feasible(s, &t[i].res);
+        out[m].violation = violation(s, &t[i].res);
         out[m].score = minimize ? -v : v;
         m++;
     }
@@ -176,9 +208,10 @@ nl_status search_tpe_point(const scan_config *s, int id, const trial_entry *t, i
     for (int j = 0; j < s->n_dims; j++)
         if (s->dims[j].kind == DIM_CHOICE && s->dims[j].n_choices > maxk) maxk = s->dims[j].n_choices;
     int *cnt = calloc((size_t)maxk * 2, sizeof *cnt);
+    nl_status st = NL_OK;
     if (!xs || !buf || !cnt) {
-        free(h), free(xs), free(buf), free(cnt);
-        return nl_err(e, NL_ERR_NOMEM, "TPE: out of memory");
+        st = nl_err(e, NL_ERR_NOMEM, "TPE: out of memory");
+        goto done;
     }
     rng_t r;
     rng_seed(&r, rng_derive(s->seed, 0x7e0000000000ULL + (uint64_t)id));
@@ -199,6 +232,10 @@ nl_status search_tpe_point(const scan_config *s, int id, const trial_entry *t, i
         double x = numeric_point(d, xs, ng, xs + ng, nb, &r, buf);
         search_number_value(d, x, &values[j]);
     }
-    free(h), free(xs), free(buf), free(cnt);
-    return NL_OK;
+done:
+    free(h);
+    free(xs);
+    free(buf);
+    free(cnt);
+    return st;
 }
