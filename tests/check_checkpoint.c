@@ -12,7 +12,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "nnlo/modelio.h"
 #include "nnlo/worker.h"
 #include "compress_fixtures.h"
@@ -564,8 +566,8 @@ START_TEST(test_bad_checkpoint_is_ignored) {
     trial_result rr, r;
     run_trial(yaml, ref, 0, &rr);
     static const char *why[] = {"corrupted", "truncated", "another trial configuration",
-                                "'optim_t' expected"};
-    for (int k = 0; k < 4; k++) {
+                                "'optim_t' expected", "other data files"};
+    for (int k = 0; k < 5; k++) {
         snprintf(dir, sizeof dir, "%s/bad%d", g_dir, k);
         snprintf(p, sizeof p, "%s/checkpoint.bin", dir);
         if (k < 2) {
@@ -599,6 +601,17 @@ START_TEST(test_bad_checkpoint_is_ignored) {
             ck_assert_int_eq(ckpt_write_file(p, key, &w, &e), NL_OK);
             ckpt_writer_free(&w);
             free(buf);
+        } else if (k == 4) {
+            /* the data file changed since (its modification time): the
+             * checkpoint's origin differs, so it is not trusted */
+            run_trial(yaml, dir, 3, &r);
+            ck_assert_int_eq(r.status, TRIAL_INTERRUPTED);
+            char data[700];
+            snprintf(data, sizeof data, "%s/jets.h5", g_dir);
+            struct stat st;
+            ck_assert_int_eq(stat(data, &st), 0);
+            struct timespec ts[2] = {{st.st_atime, 0}, {st.st_mtime + 100, 0}};
+            ck_assert_int_eq(utimensat(AT_FDCWD, data, ts, 0), 0);
         } else {
             /* a checkpoint of another configuration (another learning rate) */
             char other[2048];

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "nnlo/fpga.h"
 #include "nnlo/hls4ml.h"
 #include "nnlo/json.h"
@@ -73,6 +74,7 @@ typedef struct {
     /* checkpoints (ckpt_path NULL: none) */
     const char *ckpt_path;
     uint64_t ckpt_key;      /* ckpt_hash of the trial YAML text */
+    char origin[2048];      /* this nnlo-c build and the data files (checkpoint_origin) */
     compress *c;
     optim *o;
     rng_t *r;
@@ -84,6 +86,28 @@ typedef struct {
     size_t ckpt_bytes;
 } run_ctx;
 
+/* What a checkpoint was made with besides the trial YAML: this program
+ * (its size and modification time: any rebuild changes them) and each data
+ * file (path, size, modification time). A checkpoint whose origin differs
+ * is not trusted: the code or the data it continued from are not these. */
+static void checkpoint_origin(const cfg_data *d, char *out, size_t len) {
+    struct stat st;
+    size_t n = 0;
+    if (stat("/proc/self/exe", &st) == 0)
+        n += (size_t)snprintf(out + n, len - n, "program %lld bytes, mtime %lld", (long long)st.st_size,
+                              (long long)st.st_mtime);
+    else
+        n += (size_t)snprintf(out + n, len - n, "program unknown");
+    char *const *lists[3] = {d->train_files, d->val_files, d->test_files};
+    const int counts[3] = {d->n_train, d->n_val, d->n_test};
+    for (int l = 0; l < 3 && n < len; l++)
+        for (int i = 0; i < counts[l] && n < len; i++) {
+            long long sz = -1, mt = -1;
+            if (stat(lists[l][i], &st) == 0) sz = st.st_size, mt = st.st_mtime;
+            n += (size_t)snprintf(out + n, len - n, "; %s %lld bytes, mtime %lld", lists[l][i], sz, mt);
+        }
+}
+
 /* The trial's part of a checkpoint, then compress_state_save's. A failed
  * write is a warning (once): the trial goes on, and an interruption would
  * resume from an older checkpoint or start over. */
@@ -91,6 +115,7 @@ static void write_checkpoint(run_ctx *x) {
     double t0 = time_now();
     ckpt_writer w = {0};
     nl_error e = {0};
+    ckpt_put(&w, "origin", x->origin, strlen(x->origin));
     ckpt_put_i64(&w, "trial_phase", x->phase);
     ckpt_put_i64(&w, "trial_epochs", x->epochs);
     ckpt_put_f64(&w, "trial_train_seconds", x->train_seconds);
@@ -351,8 +376,12 @@ static int load_checkpoint(run_ctx *x, compress *c, optim *o, rng_t *r, int *pha
     nl_status st = ckpt_read_file(x->ckpt_path, x->ckpt_key, &buf, &rd, &e);
     int64_t ph = 0, ep = 0;
     double ts = 0, sm = 0, wall = 0;
-    const void *hist = NULL, *lg = NULL;
-    size_t nh = 0, nlg = 0;
+    const void *hist = NULL, *lg = NULL, *org = NULL;
+    size_t nh = 0, nlg = 0, norg = 0;
+    if (st == NL_OK && (st = ckpt_get_var(&rd, "origin", &org, &norg, &e)) == NL_OK &&
+        (norg != strlen(x->origin) || memcmp(org, x->origin, norg) != 0))
+        st = nl_err(&e, NL_ERR_DATA, "it was written by another nnlo-c build or for other data files "
+                    "(then: %.*s; now: %s)", (int)(norg < 600 ? norg : 600), (const char *)org, x->origin);
     if (st == NL_OK &&
         ((st = ckpt_get_i64(&rd, "trial_phase", &ph, &e)) || (st = ckpt_get_i64(&rd, "trial_epochs", &ep, &e)) ||
          (st = ckpt_get_f64(&rd, "trial_train_seconds", &ts, &e)) ||
@@ -476,6 +505,7 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
         if (fs_mkdir_p(trial_dir, &ce) == NL_OK) {
             x.ckpt_path = ckpt_path;
             x.ckpt_key = ckpt_hash(trial_yaml, strlen(trial_yaml));
+            checkpoint_origin(&tc.data, x.origin, sizeof x.origin);
             x.c = c;
             x.o = &opt;
             x.r = &r_train;
