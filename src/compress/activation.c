@@ -10,7 +10,7 @@
  * then unit) until the hard-mask sparsity over ALL kernels reaches the
  * window's target, a cubic ramp (magnitude_schedule) to target_sparsity at
  * the main stage's last window; each layer keeps its most active unit; a
- * target above that maximum is refused at set-up. We count batches and
+ * target above that maximum is refused when the compressor is created (clnp_init). We count batches and
  * apply a mask at once (PQuant: epochs, at the epoch's end). Never pruned:
  * layers without a ReLU after them (class outputs), biases. Invariant: the
  * mask is 0/1 and constant along a unit's inputs. */

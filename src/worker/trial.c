@@ -412,10 +412,11 @@ static int load_checkpoint(run_ctx *x, compress *c, optim *o, rng_t *r, int *pha
     train_stage stage;
     int round, epoch;
     compress_resume_point(c, &stage, &round, &epoch, NULL);
-    log_info("trial %d: resuming from its checkpoint after epoch %d (%s round %d epoch %d)", x->trial_id,
-             x->epochs - 1, stage_name(stage), round, epoch);
-    sbuf_printf(&x->log, "trial %d: resuming from its checkpoint after epoch %d (%s round %d epoch %d)\n",
-                x->trial_id, x->epochs - 1, stage_name(stage), round, epoch);
+    char msg[160];
+    snprintf(msg, sizeof msg, "trial %d: resuming from its checkpoint after epoch %d (%s round %d epoch %d)",
+             x->trial_id, x->epochs - 1, stage_name(stage), round, epoch);
+    log_info("%s", msg);
+    sbuf_printf(&x->log, "%s\n", msg);
     return 1;
 }
 
