@@ -43,6 +43,29 @@ grep -q ',done,' "$T/o4/results.csv" || fail "no trial finished next to the dive
 echo "== an existing scan folder is not overwritten"
 expect 2 "add --resume\|Add --resume" -- "$NNLO" div.yaml --out "$T/o4"
 
+echo "== nnlo-c check: the file, the data and every grid point's model, before queueing"
+"$NNLO" check scan.yaml > "$T/c1.out" 2> "$T/c1.err" || { cat "$T/c1.err"; fail "check of a good scan failed"; }
+grep -q "12 grid points checked, 0 fail" "$T/c1.out" || { cat "$T/c1.out"; fail "check summary"; }
+grep -q "data: train 2250 x 16 features, 5 classes; validation 750; test 1000" "$T/c1.out" ||
+    { cat "$T/c1.out"; fail "check: data line"; }
+cat > badgeo.yaml <<'YAML'
+data: {train: jets.h5, validation_split: 0.25}
+model:
+  input_shape: [4, 4, 1]
+  layers:
+    - {type: conv2d, filters: 4, kernel_size: {choice: [3, 5]}}
+    - {type: relu}
+    - {type: flatten}
+    - {type: dense}
+pruning_parameters: {pruning_method: activation_pruning, target_sparsity: {uniform: [0.1, 0.999]}}
+YAML
+expect 2 "a 5 x 5 window with valid padding does not fit" -- "$NNLO" check badgeo.yaml
+grep -q "target_sparsity: 0.5495 is out of reach" "$T/err" || { cat "$T/err"; fail "check: the unreachable target"; }
+grep -q "6 grid points checked, 5 fail" "$T/out" || { cat "$T/out"; fail "check: counts"; }
+sed 's/jets.h5/nowhere.h5/' badgeo.yaml > nodata.yaml
+expect 2 "nowhere.h5: training data file not found" -- "$NNLO" check nodata.yaml
+grep -q "5 more failing points not listed" "$T/err" || { cat "$T/err"; fail "check: one data error listed once"; }
+
 echo "== a killed worker rank: the job stops, --resume finishes the rest"
 sed -i 's/epochs: 3/epochs: 300/' scan.yaml
 mpirun -n 3 "$NNLO" scan.yaml --out "$T/o5" --quiet > "$T/k.out" 2> "$T/k.err" &

@@ -57,6 +57,14 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
                            const char *base_dir, const char *trial_dir, worker_cache *cache, trial_progress_fn cb,
                            void *cb_ctx, trial_result *res, nl_error *e);
 
+/* Everything worker_run_trial does before training, and nothing after:
+ * parses the YAML, loads (or reuses from cache) the data, builds the
+ * model, optimizer and compressor (a teacher too). NL_OK and the model's
+ * parameter count, or NL_ERR_CONFIG with the reason the trial would fail
+ * with. For `nnlo-c check`. */
+nl_status worker_check_trial(const char *trial_yaml, const char *source, const char *base_dir,
+                             worker_cache *cache, long *n_params, nl_error *e);
+
 /* Result <-> JSON (the MSG_RESULT payload and the journal's trial_end). */
 void trial_result_to_json(const trial_result *r, sbuf *out);
 nl_status trial_result_from_json(const char *text, trial_result *r, nl_error *e);

@@ -1,4 +1,4 @@
-/* cli.c — `nnlo-c [scan] FILE`, `train`, `data`: argument parsing, the
+/* cli.c — `nnlo-c [scan] FILE`, `train`, `check`, `data`: argument parsing, the
  * choice between MPI ranks and the in-process transport, signal handling
  * (SIGTERM/SIGUSR1/SIGINT set a flag; the master drains), exit codes. */
 #include <pthread.h>
@@ -52,6 +52,9 @@ static void usage(FILE *f) {
             "      mpirun -n 3 nnlo-c scan.yaml   |   srun --mpi=pmix -n 3 nnlo-c scan.yaml\n"
             "  nnlo-c train TRIAL.yaml [--out DIR] [--json]\n"
             "      run one trial (e.g. <out>/trials/<id>/trial.yaml: same metrics, bit for bit)\n"
+            "  nnlo-c check SCAN.yaml [--points N]\n"
+            "      before queueing: the file, the data, and every grid point's (or N random\n"
+            "      points') model built as a worker would, without training\n"
             "  nnlo-c data jets OUT.h5 [--samples N] [--seed S]\n"
             "  nnlo-c data fashion-mnist OUTDIR [--source DIR]\n"
             "  nnlo-c estimate MODEL [--hls4ml-config FILE] [--part P] [--clock-ns NS] [--strategy S]\n"
@@ -214,6 +217,97 @@ static int cmd_train(int argc, char **argv) {
     return res.status == TRIAL_DONE ? 0 : 1;
 }
 
+/* ---- check ---------------------------------------------------------------- */
+
+/* One point as "path=value, ..." for messages. */
+static void point_text(const scan_config *s, const cfg_value *v, char *buf, size_t len) {
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int j = 0; j < s->n_dims && n < len; j++) {
+        char val[160];
+        n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", j ? ", " : "", s->dims[j].path,
+                              cfg_value_format(&v[j], val, (int)sizeof val));
+    }
+}
+
+/* 1 (and remembered in seen[n]) when msg's kind, its text up to the first
+ * ": " (the key, file or layer it names), is not among seen[0..n). */
+static int new_reason(const char *msg, char (*seen)[64], int n) {
+    const char *colon = strstr(msg, ": ");
+    int len = colon ? (int)(colon - msg) : (int)strlen(msg);
+    if (len > 63) len = 63;
+    for (int i = 0; i < n; i++)
+        if ((int)strlen(seen[i]) == len && strncmp(seen[i], msg, (size_t)len) == 0) return 0;
+    snprintf(seen[n], 64, "%.*s", len, msg);
+    return 1;
+}
+
+/* `nnlo-c check SCAN.yaml [--points N]`: what a scan would run into,
+ * before it waits in a queue: the file as `scan` reads it, the data, and
+ * for each checked point the model, optimizer and compressor built as a
+ * worker builds them (worker_check_trial). The points: the whole grid
+ * (grid_points per continuous range, so the ends of every range are in
+ * it) when it has at most N (default 200) points, else N random-search
+ * points. Exit 0 when everything builds, 2 otherwise. */
+static int cmd_check(int argc, char **argv) {
+    const char *file = NULL;
+    long max_points = 200;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--points") && i + 1 < argc) max_points = atol(argv[++i]);
+        else if (argv[i][0] == '-') { fprintf(stderr, "nnlo-c check: unknown option %s\n", argv[i]); return 2; }
+        else file = argv[i];
+    }
+    if (!file || max_points < 1) {
+        fprintf(stderr, "usage: nnlo-c check SCAN.yaml [--points N]   (N >= 1, default 200)\n");
+        return 2;
+    }
+    nl_error e = {0};
+    scan_config s;
+    if (config_load_scan(file, &s, &e)) { fprintf(stderr, "nnlo-c: %s\n", e.msg); return 2; }
+    long grid = search_grid_size(&s);
+    int use_grid = grid <= max_points;
+    long n = use_grid ? grid : max_points;
+    scan_config g = s;            /* the same dimensions, walked as a grid */
+    g.algorithm = SEARCH_GRID;
+    cfg_value *v = calloc((size_t)(s.n_dims > 0 ? s.n_dims : 1), sizeof *v);
+    if (!v) { config_free_scan(&s); fprintf(stderr, "nnlo-c: out of memory\n"); return 1; }
+    worker_cache cache;
+    memset(&cache, 0, sizeof cache);
+    long bad = 0, listed = 0, pmin = -1, pmax = -1;
+    char seen[10][64];  /* the kinds of reason listed so far */
+    log_set_level(LOG_WARN);
+    for (long k = 0; k < n; k++) {
+        search_point(use_grid ? &g : &s, (int)k, v);
+        char where[1024];
+        point_text(&s, v, where, sizeof where);
+        char *yaml = config_resolve(&s, v, search_trial_seed(&s, (int)k), &e);
+        long np = 0;
+        if (yaml && worker_check_trial(yaml, file, NULL, &cache, &np, &e) == NL_OK) {
+            if (pmin < 0 || np < pmin) pmin = np;
+            if (np > pmax) pmax = np;
+        } else if (++bad, listed < 10 && new_reason(e.msg, seen, listed)) {
+            if (where[0]) fprintf(stderr, "nnlo-c check: point %ld (%s): %s\n", k, where, e.msg);
+            else fprintf(stderr, "nnlo-c check: %s\n", e.msg);
+            listed++;
+        }
+        free(yaml);
+    }
+    if (bad > listed)
+        fprintf(stderr, "nnlo-c check: %ld more failing point%s not listed (each kind of reason is listed once)\n",
+                bad - listed, bad - listed == 1 ? "" : "s");
+    printf("%s: %d trials (%s search, %d dimension%s); %ld %s point%s checked, %ld fail\n", file,
+           search_n_trials(&s, 0), s.algorithm == SEARCH_GRID ? "grid" : s.algorithm == SEARCH_TPE ? "TPE" : "random",
+           s.n_dims, s.n_dims == 1 ? "" : "s", n, use_grid ? "grid" : "random", n == 1 ? "" : "s", bad);
+    if (cache.loaded)
+        printf("data: train %ld x %d features, %d classes; validation %ld; test %ld\n", cache.data.train.n,
+               cache.data.n_features, cache.data.n_classes, cache.data.val.n, cache.data.test.n);
+    if (pmax >= 0) printf("models: %ld to %ld parameters\n", pmin, pmax);
+    worker_cache_free(&cache);
+    free(v);
+    config_free_scan(&s);
+    return bad ? 2 : 0;
+}
+
 /* ---- data ----------------------------------------------------------------- */
 
 static int cmd_data(int argc, char **argv) {
@@ -255,6 +349,7 @@ int cli_main(int argc, char **argv) {
     if (!strcmp(cmd, "scan")) return cmd_scan(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
+    if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
     if (!strcmp(cmd, "estimate")) return cmd_estimate(argc - 2, argv + 2);
     if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 2, argv + 2);

@@ -435,9 +435,12 @@ static void set_failed(trial_result *res, trial_status s, const char *why) {
     snprintf(res->reason, sizeof res->reason, "%s", why);
 }
 
-nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *source,
-                           const char *base_dir, const char *trial_dir, worker_cache *cache, trial_progress_fn cb,
-                           void *cb_ctx, trial_result *res, nl_error *e) {
+/* worker_run_trial, and with n_params != NULL worker_check_trial: that
+ * stops once everything is built (no training, no files) and reports the
+ * model's parameter count. */
+static nl_status run_trial(int trial_id, const char *trial_yaml, const char *source, const char *base_dir,
+                           const char *trial_dir, worker_cache *cache, trial_progress_fn cb, void *cb_ctx,
+                           trial_result *res, long *n_params, nl_error *e) {
     memset(res, 0, sizeof *res);
     res->id = trial_id;
     for (int k = 0; k < MET_COUNT; k++) res->metrics[k] = NAN;
@@ -494,6 +497,12 @@ nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *sou
     if (build_run(&tc, specs, n_specs, db->n_features, extra_names, extra_lens, n_extra, teacher.m, &m, &opt, &c,
                   &te)) {
         set_failed(res, TRIAL_FAILED, te.msg);
+        goto finish;
+    }
+    if (n_params) { /* worker_check_trial: everything builds */
+        *n_params = m->n_params;
+        res->status = TRIAL_DONE;
+        trial_dir = NULL;
         goto finish;
     }
     rng_t r_train;
@@ -613,6 +622,22 @@ finish:
     free(specs);
     config_free_trial(&tc);
     return st;
+}
+
+nl_status worker_run_trial(int trial_id, const char *trial_yaml, const char *source,
+                           const char *base_dir, const char *trial_dir, worker_cache *cache, trial_progress_fn cb,
+                           void *cb_ctx, trial_result *res, nl_error *e) {
+    return run_trial(trial_id, trial_yaml, source, base_dir, trial_dir, cache, cb, cb_ctx, res, NULL, e);
+}
+
+nl_status worker_check_trial(const char *trial_yaml, const char *source, const char *base_dir,
+                             worker_cache *cache, long *n_params, nl_error *e) {
+    trial_result res;
+    long np = 0;
+    run_trial(0, trial_yaml, source, base_dir, NULL, cache, NULL, NULL, &res, &np, e);
+    if (res.status != TRIAL_DONE) return nl_err(e, NL_ERR_CONFIG, "%s", res.reason);
+    if (n_params) *n_params = np;
+    return NL_OK;
 }
 
 /* ---- result <-> JSON ---------------------------------------------------- */
