@@ -690,6 +690,25 @@ START_TEST(test_quantized_weights_on_grid) {
     }
     ck_assert_double_eq(rep.ebops, eb);
     ck_assert_double_eq(tr.rec[tr.n - 1].ebops, eb);
+    /* history.csv's per-epoch totals are the report's: remaining weights
+     * and the bit spans (min, weighted mean, max over the layers) */
+    const epoch_record *last = &tr.rec[tr.n - 1];
+    long rem = 0;
+    int bmin = 99, bmax = 0;
+    double bsum = 0;
+    for (int li = 0; li < rep.n; li++) {
+        const compress_layer_report *lr = &rep.layers[li];
+        rem += lr->remaining;
+        if (lr->remaining && lr->bits_min < bmin) bmin = lr->bits_min;
+        if (lr->bits_max > bmax) bmax = lr->bits_max;
+        bsum += lr->bits_mean * (double)lr->remaining;
+    }
+    ck_assert_int_eq(last->remaining, rep.remaining);
+    ck_assert_int_eq(last->remaining, rem);
+    ck_assert_int_eq(last->bits_min, bmin);
+    ck_assert_int_eq(last->bits_max, bmax);
+    ck_assert(bmin >= 1 && bmin < bmax && bmax <= 7);
+    ck_assert(fabs(last->bits_mean - bsum / (double)rem) < 1e-12);
     compress_report_free(&rep);
     net_free(&n);
 }

@@ -62,6 +62,9 @@ typedef struct {
     double val_loss, val_accuracy;
     double sparsity;           /* from the hard mask */
     double ebops;
+    long remaining;            /* kept kernel weights (nonzero, in the hard mask), all layers */
+    int bits_min, bits_max;    /* bit span of the kept weights (32: float), as layers.csv */
+    double bits_mean;
     double seconds;            /* wall time of this epoch, validation included */
     double train_seconds;      /* of which training (forward, backward, steps, masks) */
 } epoch_record;

@@ -523,14 +523,26 @@ void compress_report_free(compress_report *r) {
     r->n = 0;
 }
 
-double cm_total_ebops(const compress *c) {
-    double s = 0;
+void cm_epoch_totals(const compress *c, epoch_record *rec) {
+    double ebops = 0, bsum = 0;
+    long remaining = 0;
+    int bmin = 0, bmax = 0;
     for (int li = 0; li < c->n_layers; li++) {
         compress_layer_report r;
         layer_report(c, &c->layers[li], &r);
-        s += r.ebops;
+        ebops += r.ebops;
+        if (r.remaining > 0) {
+            if (remaining == 0 || r.bits_min < bmin) bmin = r.bits_min;
+            if (r.bits_max > bmax) bmax = r.bits_max;
+        }
+        bsum += r.bits_mean * (double)r.remaining;
+        remaining += r.remaining;
     }
-    return s;
+    rec->ebops = ebops;
+    rec->remaining = remaining;
+    rec->bits_min = bmin;
+    rec->bits_max = bmax;
+    rec->bits_mean = remaining ? bsum / (double)remaining : 0;
 }
 
 double cm_hard_sparsity(const compress *c) {

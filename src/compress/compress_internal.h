@@ -165,8 +165,9 @@ long magnitude_mask(const float *const *w, const long *n, int L, double s, float
 long cm_sort_abs(const float *const *w, const long *n, int L, cm_entry *out);
 /* Fraction of zeros of the hard mask (mask < 0.5) over all Dense kernels. */
 double cm_hard_sparsity(const compress *c);
-/* Total EBOPs of the current weff with hard masks. */
-double cm_total_ebops(const compress *c);
+/* rec's ebops, remaining, bits_min/mean/max: the totals of the per-layer
+ * report (layers.csv) for the current weff with hard masks. */
+void cm_epoch_totals(const compress *c, epoch_record *rec);
 /* Input bits of layer L for EBOPs. */
 int cm_input_bits(const compress *c, const cl_layer *L);
 /* weff for every Dense layer from params in the current stage. */

@@ -123,7 +123,7 @@ static int run_epoch(run_ctx *x, train_stage st, int round, int epoch, nl_status
     rec.val_loss = x->d->n_val > 0 ? vs.loss : NAN;
     rec.val_accuracy = x->d->n_val > 0 ? vs.accuracy : NAN;
     rec.sparsity = cm_hard_sparsity(c);
-    rec.ebops = cm_total_ebops(c);
+    cm_epoch_totals(c, &rec); /* ebops, remaining weights, bits */
     rec.seconds = time_now() - t0;
     rec.train_seconds = train_seconds;
     x->global_epoch++;

@@ -147,9 +147,10 @@ static int on_epoch(void *vctx, const epoch_record *r) {
     x->epochs++;
     x->train_seconds += r->train_seconds;
     x->samples += (double)x->n_train;
-    sbuf_printf(&x->history, "%d,%s,%d,%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.4f\n", r->global_epoch,
-                stage_name(r->stage), r->round, r->epoch, r->lr, r->train_loss, r->train_accuracy,
-                r->val_loss, r->val_accuracy, r->sparsity, r->ebops, r->seconds);
+    sbuf_printf(&x->history, "%d,%s,%d,%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%ld,%d,%.4f,%d,%.4f\n",
+                r->global_epoch, stage_name(r->stage), r->round, r->epoch, r->lr, r->train_loss,
+                r->train_accuracy, r->val_loss, r->val_accuracy, r->sparsity, r->ebops, r->remaining,
+                r->bits_min, r->bits_mean, r->bits_max, r->seconds);
     sbuf_printf(&x->log, "epoch %d (%s round %d epoch %d): loss %.4f acc %.4f val_loss %.4f val_acc %.4f sparsity %.4f\n",
                 r->global_epoch, stage_name(r->stage), r->round, r->epoch, r->train_loss,
                 r->train_accuracy, r->val_loss, r->val_accuracy, r->sparsity);
@@ -232,7 +233,8 @@ static nl_status write_files(const char *dir, int id, const char *yaml, model *m
     if (st) return st;
     fs_join(path, sizeof path, dir, "history.csv");
     sbuf h = {0};
-    sbuf_printf(&h, "global_epoch,stage,round,epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,sparsity,ebops,seconds\n");
+    sbuf_printf(&h, "global_epoch,stage,round,epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,sparsity,ebops,"
+                    "remaining_weights,bits_min,bits_mean,bits_max,seconds\n");
     if (x->history.s) sbuf_append(&h, x->history.s, x->history.len);
     st = fs_write_atomic(path, h.s, h.len, e);
     sbuf_free(&h);
