@@ -202,9 +202,12 @@ START_TEST(test_newer_keys) {
         ck_assert_int_eq(s2.pruner, PRUNER_NONE);
         ck_assert_int_eq(s2.pruner_startup, 5);
         ck_assert_int_eq(s2.pruner_warmup, 0);
+        ck_assert(s2.trial_timeout == 0);
         config_free_scan(&s2);
         ck_assert_msg(config_parse_scan(MINIMAL "search: {pruner: {type: median, n_startup_trials: 3, "
-                                        "n_warmup_steps: 2}}\n", "h.yaml", "/b", &s2, &e2) == NL_OK, "%s", e2.msg);
+                                        "n_warmup_steps: 2}, trial_timeout: 600}\n", "h.yaml", "/b", &s2, &e2) == NL_OK,
+                      "%s", e2.msg);
+        ck_assert(s2.trial_timeout == 600);
         ck_assert_int_eq(s2.pruner, PRUNER_MEDIAN);
         ck_assert_int_eq(s2.pruner_startup, 3);
         ck_assert_int_eq(s2.pruner_warmup, 2);

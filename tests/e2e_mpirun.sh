@@ -115,4 +115,15 @@ for id in 1 2; do
 done
 grep -q "median pruner at epoch" "$T/p.err" || fail "the prune reason is not logged"
 ls "$T"/prune/best/ | grep -qv '^1_0$' && fail "a pruned trial was ranked"
+echo "== search.trial_timeout: a trial over its time ends at its next epoch, recorded as pruned"
+sed -e 's/epochs: 40/epochs: 20000/' -e 's/choice: \[1.0e-2, 1.0e-7, 1.0e-7\]/choice: [1.0e-2]/' \
+    -e 's/search: {algorithm: grid, pruner: {type: median, n_startup_trials: 1}}/search: {algorithm: grid, trial_timeout: 1}/' \
+    prune.yaml > timeout.yaml
+grep -q "trial_timeout: 1" timeout.yaml || fail "timeout.yaml was not made"
+timeout 300 mpirun -n 2 "$NNLO" timeout.yaml --out "$T/timeout" --quiet > /dev/null 2> "$T/to.err" ||
+    { cat "$T/to.err"; fail "timeout scan failed"; }
+grep -q ',pruned,' "$T/timeout/results.csv" || { cat "$T/timeout/results.csv"; fail "the trial was not stopped"; }
+grep -q "search.trial_timeout: stopped after" "$T/timeout/results.csv" || fail "no timeout reason in results.csv"
+n=$(($(wc -l < "$T/timeout/trials/0/history.csv") - 1))
+[ "$n" -lt 20000 ] || fail "the timed-out trial ran all its epochs"
 echo "PASS e2e_mpirun"

@@ -276,6 +276,8 @@ typedef struct {
     int pruner_startup;           /* search.pruner.n_startup_trials: finished trials needed
                                      at an epoch before the rule applies there; default 5 */
     int pruner_warmup;            /* search.pruner.n_warmup_steps: epochs never pruned; default 0 */
+    double trial_timeout;         /* search.trial_timeout: seconds a trial may run before the
+                                     master stops it (status pruned); 0 = no limit (default) */
     int trials;                   /* search.trials or hpo_parameters.num_trials; default 10
                                      (grid without either: the size of the grid) */
     int top_k;                    /* search.top_k; default 5 */

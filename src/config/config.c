@@ -30,6 +30,7 @@ typedef struct {
     search_algorithm algorithm;
     int trials, top_k, objective, n_startup_trials;
     int pruner, pruner_startup, pruner_warmup;
+    double trial_timeout;
     scan_constraint constraints[16];
     int n_constraints;
     int legacy_int_bits, legacy_frac_bits; /* default_integer_bits / _fractional_bits */
@@ -335,6 +336,7 @@ static const cfg_key search_keys[] = {
     K_ENUM("objective", D(objective), MET_VAL_ACCURACY, metric_names, KF_NODIM),
     K_INT("n_startup_trials", D(n_startup_trials), 10, KF_MIN | KF_NODIM, 0, 0),
     {.name = "pruner", .type = KT_ANY, .off = CFG_NO_FIELD},
+    K_FLT("trial_timeout", D(trial_timeout), 0, KF_MIN | KF_NODIM, 0, 0),
 };
 
 /* search.pruner: Optuna's MedianPruner, with its names and defaults. */
@@ -1153,6 +1155,7 @@ nl_status config_parse_scan(const char *text, const char *source, const char *ba
     out->pruner = (search_pruner)d->pruner;
     out->pruner_startup = d->pruner_startup;
     out->pruner_warmup = d->pruner_warmup;
+    out->trial_timeout = d->trial_timeout;
     out->trials = d->trials;
     out->top_k = d->top_k;
     out->objective = d->objective;

@@ -27,6 +27,7 @@ typedef struct {
     double **curve;    /* completed trials: val_accuracy per global epoch (history.csv) */
     int *curve_len;
     double *best;      /* running trials: best val_accuracy so far */
+    double *started;   /* running trials: when dispatched (search.trial_timeout) */
     unsigned char *prune_sent;
     int n_completed;   /* trials with status done */
     int tpe_warned;    /* the "objective never finite" warning was given */
@@ -154,6 +155,7 @@ static int dispatch(master *M, int w, nl_error *e) {
         M->busy[w] = t->id;
         M->best[t->id] = -INFINITY;
         M->prune_sent[t->id] = 0;
+        M->started[t->id] = time_now();
         return 1;
     }
     return 0;
@@ -187,6 +189,21 @@ static void maybe_prune(master *M, int id, int step, double val) {
     snprintf(why, sizeof why, "median pruner at epoch %d: best val_accuracy %.4f < median %.4f of the completed trials",
              step, M->best[id], med);
     if (comm_send(M->c, t->worker, MSG_PRUNE, why, strlen(why), NULL) == NL_OK) M->prune_sent[id] = 1;
+}
+
+/* search.trial_timeout: a running trial over its time is told to end at
+ * its next epoch (as the pruner does); it is then recorded as pruned. */
+static void check_timeouts(master *M) {
+    if (!(M->s->trial_timeout > 0)) return;
+    double now = time_now();
+    for (int i = 0; i < M->n; i++) {
+        trial_entry *t = &M->t[i];
+        if (t->state != 1 || M->prune_sent[i] || now - M->started[i] <= M->s->trial_timeout) continue;
+        char why[160];
+        snprintf(why, sizeof why, "search.trial_timeout: stopped after %.0f s (limit %g s)", now - M->started[i],
+                 M->s->trial_timeout);
+        if (comm_send(M->c, t->worker, MSG_PRUNE, why, strlen(why), NULL) == NL_OK) M->prune_sent[i] = 1;
+    }
 }
 
 static void on_progress(master *M, const comm_msg *m) {
@@ -301,9 +318,10 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
     M.curve = calloc(nn, sizeof *M.curve);
     M.curve_len = calloc(nn, sizeof *M.curve_len);
     M.best = calloc(nn, sizeof *M.best);
+    M.started = calloc(nn, sizeof *M.started);
     M.prune_sent = calloc(nn, 1);
     M.scratch = calloc(nn, sizeof *M.scratch);
-    if (!M.t || !M.busy || !M.pointed || !M.curve || !M.curve_len || !M.best || !M.prune_sent || !M.scratch) { st = nl_err(e, NL_ERR_NOMEM, "out of memory for %d trials", M.n); goto shutdown_all; }
+    if (!M.t || !M.busy || !M.pointed || !M.curve || !M.curve_len || !M.best || !M.started || !M.prune_sent || !M.scratch) { st = nl_err(e, NL_ERR_NOMEM, "out of memory for %d trials", M.n); goto shutdown_all; }
     for (int w = 0; w < size; w++) M.busy[w] = -1;
     for (int i = 0; i < M.n; i++) {
         trial_entry *t = &M.t[i];
@@ -348,6 +366,7 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
             for (int w = 1; w < size; w++)
                 if (M.busy[w] >= 0) comm_send(c, w, MSG_STOP, NULL, 0, NULL);
         }
+        check_timeouts(&M);
         comm_msg m;
         int got = 0;
         if ((st = comm_recv(c, &m, 0.25, &got, e))) break;
@@ -441,6 +460,7 @@ done:
     free(M.curve);
     free(M.curve_len);
     free(M.best);
+    free(M.started);
     free(M.prune_sent);
     free(M.scratch);
     return st;
