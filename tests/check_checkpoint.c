@@ -37,6 +37,11 @@ static const char *g_layers_bn =
     "model:\n  layers:\n    - {type: dense, units: 12}\n    - {type: batchnorm, momentum: 0.9}\n"
     "    - {type: relu}\n    - {type: dropout, rate: 0.25}\n    - {type: dense}\n";
 
+static const char *g_layers_conv =
+    "model:\n  input_shape: [8, 1]\n  layers:\n    - {type: conv1d, filters: 4, kernel_size: 3}\n"
+    "    - {type: relu}\n    - {type: maxpool1d, pool_size: 2}\n    - {type: flatten}\n"
+    "    - {type: dense, units: 6}\n    - {type: relu}\n    - {type: dense}\n";
+
 static void net_make(net *n, const char *layers, const char *rest) {
     char yaml[4096];
     snprintf(yaml, sizeof yaml, "seed: 1\ndata: {train: none.h5}\n%s%s", layers, rest);
@@ -157,6 +162,8 @@ static void same_net(net *a, net *b, const char *what, int k) {
 
 /* Uninterrupted reference, then an interruption after every epoch k and a
  * resume in fresh objects. Returns the number of epochs. */
+static double g_ref_sparsity; /* the last check_resume's final sparsity */
+
 static int check_resume(const char *what, const char *layers, const char *rest) {
     static toy_data td;
     toy_make(&td, 5);
@@ -197,6 +204,7 @@ static int check_resume(const char *what, const char *layers, const char *rest) 
         net_free(&b);
     }
     net_free(&ref);
+    g_ref_sparsity = rx.rec[N - 1].sparsity;
     return N;
 }
 
@@ -297,6 +305,18 @@ START_TEST(test_resume_hgq) {
                  TRAIN(1, 3, 1, 1, "") "pruning_parameters: {enable_pruning: false}\n"
                  "quantization_parameters: {use_high_granularity_quantization: true, "
                  "hgq_beta: 1.0e-4, default_data_keep_negatives: 1, default_data_integer_bits: 3}\n");
+}
+END_TEST
+
+START_TEST(test_resume_conv_hgq_activation) {
+    /* a Conv1D model with HGQ on its kernels and activation pruning's
+     * target ramp over conv channels and dense units */
+    check_resume("Conv1D, HGQ, activation_pruning target", g_layers_conv,
+                 TRAIN(1, 3, 1, 1, "") "pruning_parameters: {pruning_method: activation_pruning, "
+                 "target_sparsity: 0.3, t_start_collecting_batch: 2, t_delta: 3}\n"
+                 "quantization_parameters: {use_high_granularity_quantization: true, "
+                 "hgq_beta: 1.0e-4, default_data_keep_negatives: 1, default_data_integer_bits: 3}\n");
+    ck_assert_msg(g_ref_sparsity > 0.2, "sparsity %g: the target ramp never pruned", g_ref_sparsity);
 }
 END_TEST
 
@@ -647,6 +667,7 @@ Suite *make_checkpoint_suite(void) {
     tcase_add_test(tc, test_resume_mdmm);
     tcase_add_test(tc, test_resume_static_quant);
     tcase_add_test(tc, test_resume_hgq);
+    tcase_add_test(tc, test_resume_conv_hgq_activation);
     tcase_add_test(tc, test_resume_batchnorm_dropout);
     tcase_add_test(tc, test_resume_early_stopping);
     tcase_add_test(tc, test_records_and_file);
