@@ -195,6 +195,12 @@ START_TEST(test_newer_keys) {
         ck_assert_int_eq(s2.algorithm, SEARCH_TPE);
         ck_assert_int_eq(s2.n_startup_trials, 10);
         config_free_scan(&s2);
+        ck_assert_msg(config_parse_scan(MINIMAL "hpo_parameters: {sampler: {type: TPESampler, params: "
+                                        "{n_startup_trials: 7, seed: 42}}}\n", "h.yaml", "/b", &s2, &e2) == NL_OK,
+                      "%s", e2.msg);
+        ck_assert_int_eq(s2.algorithm, SEARCH_TPE);
+        ck_assert_int_eq(s2.n_startup_trials, 7);
+        config_free_scan(&s2);
         ck_assert_msg(config_parse_scan(MINIMAL "search: {algorithm: TPE, n_startup_trials: 4}\n", "h.yaml",
                                         "/b", &s2, &e2) == NL_OK, "%s", e2.msg);
         ck_assert_int_eq(s2.algorithm, SEARCH_TPE);
@@ -213,6 +219,13 @@ START_TEST(test_newer_keys) {
         ck_assert_int_eq(s2.pruner_warmup, 2);
         config_free_scan(&s2);
     }
+    expect_error(MINIMAL "hpo_parameters: {sampler: {type: TPESampler, params: {n_startup_trials: 7}}}\n"
+                         "search: {n_startup_trials: 3}\n", 1,
+                 "scan.yaml:4:28: search.n_startup_trials: also set by "
+                 "hpo_parameters.sampler.params.n_startup_trials (line 3); keep one");
+    expect_error(MINIMAL "hpo_parameters: {sampler: {type: TPESampler, params: {n_startup_trials: -2}}}\n", 1,
+                 "scan.yaml:3:73: hpo_parameters.sampler.params.n_startup_trials: expected an integer >= 0, "
+                 "got '-2'");
     expect_error(MINIMAL "search: {pruner: {type: hyperband}}\n", 1,
                  "scan.yaml:3:25: search.pruner.type: expected one of none, median, got 'hyperband'");
     /* a search dimension: the grid has 2 points */

@@ -41,6 +41,8 @@ typedef struct {
     int hpo_trials;
     char hpo_sampler[64];
     ynode *search_trials_at, *search_algorithm_at, *hpo_trials_at, *hpo_sampler_at;
+    ynode *search_startup_at, *hpo_startup_at; /* n_startup_trials: search's, sampler.params' */
+    int hpo_startup;
 } cfg_doc;
 
 #define D(f) ((long)offsetof(cfg_doc, f))
@@ -719,6 +721,7 @@ static nl_status sec_search(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
     d->search_algorithm_at = seen[0];
     d->search_trials_at = seen[1];
     if (st != NL_OK) return st;
+    d->search_startup_at = seen[seen_i(search_keys, N_(search_keys), "n_startup_trials")];
     ynode *pn = seen[seen_i(search_keys, N_(search_keys), "pruner")];
     ynode *pseen[N_(pruner_keys)];
     return cfg_section_parse(c, "search.pruner", pn, pruner_keys, N_(pruner_keys), d, -1, pseen);
@@ -933,6 +936,21 @@ static nl_status sec_hpo(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
                                d->hpo_sampler);
             d->hpo_sampler_at = sseen[0];
         }
+        /* Optuna's TPESampler(n_startup_trials=...): the one sampler
+         * parameter nnlo-c uses; the others (seed, ...) are ignored */
+        ynode *params = sseen[1];
+        if (params && params->kind == YN_MAP && !strcmp(d->hpo_sampler, "TPESampler"))
+            for (int i = 0; i < params->n; i++) {
+                if (strcmp(params->keys[i]->text, "n_startup_trials")) continue;
+                ynode *v = params->vals[i];
+                char *end = NULL;
+                long k = v->kind == YN_SCALAR ? strtol(v->text, &end, 10) : -1;
+                if (!end || *end || end == v->text || k < 0 || k > 1000000)
+                    return cfg_err(c, v, "hpo_parameters.sampler.params.n_startup_trials: expected an "
+                                   "integer >= 0, got '%s'", v->kind == YN_SCALAR ? v->text : "a non-scalar");
+                d->hpo_startup = (int)k;
+                d->hpo_startup_at = v;
+            }
     }
     ynode *hs = seen[seen_i(hpo_keys, N_(hpo_keys), "hyperparameter_search")];
     if (!hs) return NL_OK;
@@ -1037,6 +1055,13 @@ static nl_status doc_parse(pctx *c, ynode *root, cfg_doc *d) {
                            "hpo_parameters.sampler.type '%s' (line %d); keep one",
                            algorithm_names[d->algorithm], d->hpo_sampler, d->hpo_sampler_at->line);
         d->algorithm = (search_algorithm)alg;
+    }
+    if (d->hpo_startup_at) {
+        if (d->search_startup_at)
+            return cfg_err(c, d->search_startup_at, "search.n_startup_trials: also set by "
+                           "hpo_parameters.sampler.params.n_startup_trials (line %d); keep one",
+                           d->hpo_startup_at->line);
+        d->n_startup_trials = d->hpo_startup;
     }
     return NL_OK;
 }
