@@ -448,16 +448,19 @@ void nn_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, 
             dgamma[c0 + j] += (float)sgx[j];
         }
         if (!din) continue;
+        /* training: dx = gamma invstd (g - mean(g) - xhat mean(g xhat));
+         * row by row over the block's channels (contiguous), not channel
+         * by channel down the rows (a stride of C floats) */
+        float k[CB], mg[CB], mgx[CB];
         for (int j = 0; j < nc; j++) {
             int c = c0 + j;
-            float k = gamma[c] * invstd[c];
-            /* training: dx = gamma invstd (g - mean(g) - xhat mean(g xhat)) */
-            float mg = training ? (float)(sg[j] / (double)N) : 0.0f;
-            float mgx = training ? (float)(sgx[j] / (double)N) : 0.0f;
-            for (long r = 0; r < N; r++) {
-                long i = r * C + c;
-                din[i] = k * (dout[i] - mg - xhat[i] * mgx);
-            }
+            k[j] = gamma[c] * invstd[c];
+            mg[j] = training ? (float)(sg[j] / (double)N) : 0.0f;
+            mgx[j] = training ? (float)(sgx[j] / (double)N) : 0.0f;
+        }
+        for (long r = 0; r < N; r++) {
+            long i0 = r * C + c0;
+            for (int j = 0; j < nc; j++) din[i0 + j] = k[j] * (dout[i0 + j] - mg[j] - xhat[i0 + j] * mgx[j]);
         }
     }
 }
