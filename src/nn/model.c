@@ -536,14 +536,32 @@ static void forward_layer(model *m, int l, const float *in, int r0, int n, float
     }
 }
 
-/* Forward of rows [r0, r0 + n) through every layer. */
-static void forward_rows(model *m, const float *x, int r0, int n, float *col) {
-    const float *in = x + (size_t)r0 * m->in_size;
-    for (int l = 0; l < m->n_layers; l++) {
+/* Forward of rows [r0, r0 + n) through layers [la, lb). */
+static void forward_range(model *m, const float *x, int r0, int n, float *col, int la, int lb) {
+    const float *in = la == 0 ? x + (size_t)r0 * m->in_size
+                              : m->layers[la - 1].out + (size_t)r0 * m->layers[la - 1].out_size;
+    for (int l = la; l < lb; l++) {
         forward_layer(m, l, in, r0, n, col);
         in = m->layers[l].out + (size_t)r0 * m->layers[l].out_size;
     }
 }
+
+/* Forward of rows [r0, r0 + n) through every layer. */
+static void forward_rows(model *m, const float *x, int r0, int n, float *col) {
+    forward_range(m, x, r0, n, col, 0, m->n_layers);
+}
+
+/* Layers the batch-parallel passes cannot split by rows: BatchNorm (batch
+ * statistics; its stat buffer is shared) and, in training, Dropout (one
+ * mask stream in row order). The pool runs the layers between them on
+ * slices and the caller runs these on the whole batch in between, so the
+ * results are those of the serial pass. In the backward only BatchNorm
+ * needs the whole batch (Dropout's backward is its mask, row by row). */
+static int whole_batch_fwd(const model *m, int l) {
+    int kind = (int)m->layers[l].kind;
+    return kind == LAYER_BATCHNORM || (kind == LAYER_DROPOUT && m->training && m->layers[l].rate > 0);
+}
+static int whole_batch_bwd(const model *m, int l) { return (int)m->layers[l].kind == LAYER_BATCHNORM; }
 
 /* Index of the first layer with parameters (n_layers if none). */
 static int first_param_layer(const model *m) {
@@ -564,7 +582,8 @@ static int first_param_layer(const model *m) {
 enum { NN_PAR_MIN_ROWS = 8, NN_PAR_MAX = 64 };
 
 static void backward_rows(model *m, const float *x, const float *dlogits, int r0, int n,
-                          int first, int accumulate, float *col, float *dcol, float *grads);
+                          int first, int lo, int hi, int accumulate, float *col, float *dcol,
+                          float *grads);
 
 typedef struct {
     struct nn_pool *p;
@@ -583,6 +602,7 @@ struct nn_pool {
     /* the current job */
     model *m;
     int backward, B, k, first;
+    int la, lb;                  /* the job's layers [la, lb) */
     const float *x, *dlogits;
 };
 
@@ -593,10 +613,10 @@ static void pool_part(const struct nn_pool *p, int t) {
     for (int r = a; r < b; r += NN_CHUNK) {
         int n = b - r < NN_CHUNK ? b - r : NN_CHUNK;
         if (p->backward)
-            backward_rows(m, p->x, p->dlogits, r, n, p->first, r > a, p->col[t], p->dcol[t],
-                          p->grads[t]);
+            backward_rows(m, p->x, p->dlogits, r, n, p->first, p->la, p->lb, r > a, p->col[t],
+                          p->dcol[t], p->grads[t]);
         else
-            forward_rows(m, p->x, r, n, p->col[t]);
+            forward_range(m, p->x, r, n, p->col[t], p->la, p->lb);
     }
 }
 
@@ -715,32 +735,23 @@ static int pass_threads(const model *m, int B) {
     if (t > B / NN_PAR_MIN_ROWS) t = B / NN_PAR_MIN_ROWS;
     if (t > NN_PAR_MAX) t = NN_PAR_MAX;
     if (t < 2) return 1;
-    for (int l = 0; l < m->n_layers; l++) {
-        int kind = (int)m->layers[l].kind;
-        if (kind == LAYER_BATCHNORM || kind == LAYER_DROPOUT) return 1; /* whole batch / rng order */
-    }
     return t;
 }
 
 /* Runs a forward (backward = 0) or backward pass on the pool if this model
  * and batch take one; returns 0 (nothing done) otherwise. */
-static int pool_run(model *m, int backward, const float *x, const float *dlogits, int B,
-                    int first) {
-    int k = pass_threads(m, B);
-    if (k < 2) return 0;
-    if (!m->pool || m->pool->n < k) {
-        pool_free(m->pool);
-        m->pool = pool_create(m, k);
-        if (!m->pool) return 0;
-    }
+/* One job on the pool: every thread runs its slice of the batch through
+ * layers [la, lb); returns when all are done. */
+static void pool_job(model *m, int k, int backward, const float *x, const float *dlogits, int B,
+                     int first, int la, int lb) {
     struct nn_pool *p = m->pool;
-    int blas = openblas_get_num_threads();
-    if (blas > 1) openblas_set_num_threads(1);
     pthread_mutex_lock(&p->mu);
     p->backward = backward;
     p->B = B;
     p->k = k;
     p->first = first;
+    p->la = la;
+    p->lb = lb;
     p->x = x;
     p->dlogits = dlogits;
     p->pending = p->n - 1;
@@ -751,10 +762,48 @@ static int pool_run(model *m, int backward, const float *x, const float *dlogits
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* Runs a forward (backward = 0) or backward pass on the pool if this model
+ * and batch take one; returns 0 (nothing done) otherwise. The layers
+ * between whole-batch layers (whole_batch_fwd/bwd) go to the pool as one
+ * job each; the caller runs the whole-batch layers in between. */
+static int pool_run(model *m, int backward, const float *x, const float *dlogits, int B,
+                    int first) {
+    int k = pass_threads(m, B);
+    if (k < 2) return 0;
+    if (!m->pool || m->pool->n < k) {
+        pool_free(m->pool);
+        m->pool = pool_create(m, k);
+        if (!m->pool) return 0;
+    }
+    int blas = openblas_get_num_threads();
+    if (blas > 1) openblas_set_num_threads(1);
+    const int L = m->n_layers;
+    if (!backward) {
+        for (int la = 0; la < L;) {
+            int lb = la;
+            while (lb < L && !whole_batch_fwd(m, lb)) lb++;
+            if (lb > la) pool_job(m, k, 0, x, NULL, B, first, la, lb);
+            if (lb < L) forward_range(m, x, 0, B, m->col, lb, lb + 1);
+            la = lb + 1;
+        }
+    } else {
+        /* from the top down to `first`; a whole-batch layer b writes its
+         * input gradient (layers[b - 1].dout) for the job below it */
+        for (int hi = L; hi > first;) {
+            int lo = hi;
+            while (lo > first && !whole_batch_bwd(m, lo - 1)) lo--;
+            if (hi > lo) pool_job(m, k, 1, x, dlogits, B, first, lo, hi);
+            if (lo <= first) break;
+            backward_rows(m, x, dlogits, 0, B, first, lo - 1, lo, 0, m->col, m->dcol, m->grads);
+            hi = lo - 1;
+        }
+    }
     if (blas > 1) openblas_set_num_threads(blas);
-    if (backward && first < m->n_layers) {
+    if (backward && first < L) {
         long len = layer_param_len(m);
-        for (int t = 1; t < k; t++) add_into(m->grads, p->grads[t], len);
+        for (int t = 1; t < k; t++) add_into(m->grads, m->pool->grads[t], len);
     }
     return 1;
 }
@@ -790,13 +839,18 @@ const float *model_forward(model *m, const float *x, int B) {
  * (the first with parameters); accumulate = 0 for the first chunk
  * overwrites the parameter gradients instead of adding to them. */
 static void backward_rows(model *m, const float *x, const float *dlogits, int r0, int n,
-                          int first, int accumulate, float *col, float *dcol, float *grads) {
+                          int first, int lo, int hi, int accumulate, float *col, float *dcol,
+                          float *grads) {
     /* g is dL/d(output of layer l) for these rows; elementwise layers work
      * in place on it (the gradient wrt their input has the same shape),
-     * the others write it into the previous layer's dout slot. */
-    const float *g = dlogits + (size_t)r0 * m->out_size;
-    int owned = 0; /* g points into one of our buffers (writable) */
-    for (int l = m->n_layers - 1; l >= first; l--) {
+     * the others write it into the previous layer's dout slot. Below the
+     * top layer, the gradient of layer hi - 1's output is already in its
+     * dout slot (written by layer hi). */
+    const int top = hi == m->n_layers;
+    const float *g = top ? dlogits + (size_t)r0 * m->out_size
+                         : m->layers[hi - 1].dout + (size_t)r0 * m->layers[hi - 1].out_size;
+    int owned = !top; /* g points into one of our buffers (writable) */
+    for (int l = hi - 1; l >= lo && l >= first; l--) {
         layer *L = &m->layers[l];
         const int kind = (int)L->kind;
         const float *in = l > 0 ? m->layers[l - 1].out + (size_t)r0 * L->in_size
@@ -866,6 +920,12 @@ static void backward_rows(model *m, const float *x, const float *dlogits, int r0
             nn_act_backward(kind, gw, in, out, cnt, L->alpha);
         g = gw;
     }
+    /* a whole-batch layer below reads the gradient of its output from its
+     * dout slot; an elementwise bottom layer left it where g points */
+    if (lo > first) {
+        float *slot = m->layers[lo - 1].dout + (size_t)r0 * m->layers[lo - 1].out_size;
+        if (g != slot) memcpy(slot, g, (size_t)n * m->layers[lo - 1].out_size * sizeof(float));
+    }
 }
 
 void model_backward(model *m, const float *x, const float *dlogits, int B) {
@@ -881,6 +941,6 @@ void model_backward(model *m, const float *x, const float *dlogits, int B) {
     if (pool_run(m, 1, x, dlogits, B, first)) return;
     int ch = chunk_rows(m, B);
     for (int r0 = 0; r0 < B; r0 += ch)
-        backward_rows(m, x, dlogits, r0, B - r0 < ch ? B - r0 : ch, first, r0 > 0, m->col, m->dcol,
-                      m->grads);
+        backward_rows(m, x, dlogits, r0, B - r0 < ch ? B - r0 : ch, first, first, m->n_layers, r0 > 0,
+                      m->col, m->dcol, m->grads);
 }
