@@ -621,7 +621,8 @@ static model *par_cnn_bn(int max_batch, int threads, uint64_t seed) {
 /* The BatchNorm + Dropout CNN in training mode (batch statistics, masks)
  * and in evaluation mode, on 2 and 3 threads against 1: logits, gradients
  * and the moving statistics equal up to summation order (the masks are
- * drawn in the same order), and the pool ran. */
+ * drawn in the same order; BatchNorm's sums are split over the slices),
+ * the pool ran, and the same thread count twice is bit-identical. */
 START_TEST(test_parallel_batchnorm_dropout_match_serial) {
     enum { B = 600, IN = 8 * 7 * 2 };
     rng_t r;
@@ -650,6 +651,14 @@ START_TEST(test_parallel_batchnorm_dropout_match_serial) {
         ck_assert_msg(m->pool != NULL, "%d threads: the pool did not run", n);
         tu_assert_close(m->grads, g1, NP, 1e-5 * gmax, 1e-5, "parallel grads (training)");
         tu_assert_close(m->state, ref->state, m->n_state, 1e-6, 1e-5, "BatchNorm moving statistics");
+        /* the same thread count again, from scratch: bit-identical */
+        model *m2 = par_cnn_bn(B, n, 78);
+        m2->training = 1;
+        model_forward(m2, x, B);
+        model_backward(m2, x, d, B);
+        ck_assert_int_eq(memcmp(m2->grads, m->grads, sizeof(float) * NP), 0);
+        ck_assert_int_eq(memcmp(m2->state, m->state, sizeof(float) * m->n_state), 0);
+        model_free(m2);
         m->training = 0;
         tu_assert_close(model_forward(m, x, B), e1, (long)B * 3, 1e-6, 1e-5, "parallel logits (evaluation)");
         model_free(m);

@@ -373,46 +373,42 @@ void avgpool_backward(float *din, const float *dout, int B, const conv_geom *g) 
 }
 
 /* ---- BatchNorm ---------------------------------------------------------------- */
+/* The pieces below work on any rows [0, N) of (N, C) data and channels
+ * [c0, c0 + nc), so the batch-parallel passes can give each thread its
+ * rows and add the per-thread sums; nn_bn_forward / nn_bn_backward are
+ * the serial passes built from them. */
 
-void nn_bn_forward(float *out, float *xhat, float *stat, const float *in, const float *gamma,
-                   const float *beta, float *moving, long N, int C, float eps, float momentum,
-                   int training) {
-    /* N rows of C channels; stat (2C): mean, invstd; moving (2C): mean, variance */
-    float *mean = stat, *invstd = stat + C;
-    float *mmean = moving, *mvar = moving + C;
-    if (training) {
-        /* two passes (mean, then centred squares) with double accumulators,
-         * a block of channels at a time on the stack */
-        enum { CB = 64 };
-        for (int c0 = 0; c0 < C; c0 += CB) {
-            int nc = C - c0 < CB ? C - c0 : CB;
-            double sum[CB], sq[CB];
-            for (int j = 0; j < nc; j++) sum[j] = sq[j] = 0;
-            for (long r = 0; r < N; r++) {
-                const float *x = in + r * C + c0;
-                for (int j = 0; j < nc; j++) sum[j] += x[j];
-            }
-            for (int j = 0; j < nc; j++) mean[c0 + j] = (float)(sum[j] / (double)N);
-            for (long r = 0; r < N; r++) {
-                const float *x = in + r * C + c0;
-                for (int j = 0; j < nc; j++) {
-                    double d = (double)x[j] - mean[c0 + j];
-                    sq[j] += d * d;
-                }
-            }
-            for (int j = 0; j < nc; j++) {
-                double var = sq[j] / (double)N; /* biased, as Keras */
-                invstd[c0 + j] = (float)(1.0 / sqrt(var + eps));
-                mmean[c0 + j] = momentum * mmean[c0 + j] + (1.0f - momentum) * mean[c0 + j];
-                mvar[c0 + j] = momentum * mvar[c0 + j] + (1.0f - momentum) * (float)var;
-            }
-        }
-    } else {
-        for (int c = 0; c < C; c++) {
-            mean[c] = mmean[c];
-            invstd[c] = (float)(1.0 / sqrt((double)mvar[c] + eps));
+void nn_bn_sums(const float *in, long N, int C, int c0, int nc, double *sum) {
+    for (long r = 0; r < N; r++) {
+        const float *x = in + r * C + c0;
+        for (int j = 0; j < nc; j++) sum[j] += x[j];
+    }
+}
+
+void nn_bn_sqdevs(const float *in, long N, int C, int c0, int nc, const float *mean, double *sq) {
+    for (long r = 0; r < N; r++) {
+        const float *x = in + r * C + c0;
+        for (int j = 0; j < nc; j++) {
+            double d = (double)x[j] - mean[c0 + j];
+            sq[j] += d * d;
         }
     }
+}
+
+void nn_bn_finish(float *stat, float *moving, int C, int c0, int nc, const double *sq, long N,
+                  float eps, float momentum) {
+    float *mean = stat, *invstd = stat + C, *mmean = moving, *mvar = moving + C;
+    for (int j = 0; j < nc; j++) {
+        double var = sq[j] / (double)N; /* biased, as Keras */
+        invstd[c0 + j] = (float)(1.0 / sqrt(var + eps));
+        mmean[c0 + j] = momentum * mmean[c0 + j] + (1.0f - momentum) * mean[c0 + j];
+        mvar[c0 + j] = momentum * mvar[c0 + j] + (1.0f - momentum) * (float)var;
+    }
+}
+
+void nn_bn_normalize(float *out, float *xhat, const float *in, long N, int C, const float *stat,
+                     const float *gamma, const float *beta) {
+    const float *mean = stat, *invstd = stat + C;
     for (long r = 0; r < N; r++) {
         const float *x = in + r * C;
         float *xh = xhat + r * C, *o = out + r * C;
@@ -423,10 +419,72 @@ void nn_bn_forward(float *out, float *xhat, float *stat, const float *in, const 
     }
 }
 
+void nn_bn_eval_stat(float *stat, const float *moving, int C, float eps) {
+    for (int c = 0; c < C; c++) {
+        stat[c] = moving[c];
+        stat[C + c] = (float)(1.0 / sqrt((double)moving[C + c] + eps));
+    }
+}
+
+void nn_bn_forward(float *out, float *xhat, float *stat, const float *in, const float *gamma,
+                   const float *beta, float *moving, long N, int C, float eps, float momentum,
+                   int training) {
+    /* N rows of C channels; stat (2C): mean, invstd; moving (2C): mean, variance */
+    if (training) {
+        /* two passes (mean, then centred squares) with double accumulators,
+         * a block of channels at a time on the stack */
+        enum { CB = 64 };
+        for (int c0 = 0; c0 < C; c0 += CB) {
+            int nc = C - c0 < CB ? C - c0 : CB;
+            double sum[CB], sq[CB];
+            for (int j = 0; j < nc; j++) sum[j] = sq[j] = 0;
+            nn_bn_sums(in, N, C, c0, nc, sum);
+            for (int j = 0; j < nc; j++) stat[c0 + j] = (float)(sum[j] / (double)N);
+            nn_bn_sqdevs(in, N, C, c0, nc, stat, sq);
+            nn_bn_finish(stat, moving, C, c0, nc, sq, N, eps, momentum);
+        }
+    } else {
+        nn_bn_eval_stat(stat, moving, C, eps);
+    }
+    nn_bn_normalize(out, xhat, in, N, C, stat, gamma, beta);
+}
+
+void nn_bn_grad_sums(const float *dout, const float *xhat, long N, int C, int c0, int nc, double *sg,
+                     double *sgx) {
+    for (long r = 0; r < N; r++) {
+        const float *g = dout + r * C + c0, *xh = xhat + r * C + c0;
+        for (int j = 0; j < nc; j++) {
+            sg[j] += g[j];
+            sgx[j] += (double)g[j] * xh[j];
+        }
+    }
+}
+
+void nn_bn_grad_coefs(const double *sg, const double *sgx, const float *stat, const float *gamma, long N,
+                      int C, int c0, int nc, int training, float *k, float *mg, float *mgx) {
+    const float *invstd = stat + C;
+    for (int j = 0; j < nc; j++) {
+        int c = c0 + j;
+        k[j] = gamma[c] * invstd[c];
+        mg[j] = training ? (float)(sg[j] / (double)N) : 0.0f;
+        mgx[j] = training ? (float)(sgx[j] / (double)N) : 0.0f;
+    }
+}
+
+void nn_bn_input_grad(float *din, const float *dout, const float *xhat, long N, int C, int c0, int nc,
+                      const float *k, const float *mg, const float *mgx) {
+    /* dx = gamma invstd (g - mean(g) - xhat mean(g xhat)), row by row over
+     * the block's channels (contiguous), not channel by channel down the
+     * rows (a stride of C floats) */
+    for (long r = 0; r < N; r++) {
+        long i0 = r * C + c0;
+        for (int j = 0; j < nc; j++) din[i0 + j] = k[j] * (dout[i0 + j] - mg[j] - xhat[i0 + j] * mgx[j]);
+    }
+}
+
 void nn_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *xhat,
                     const float *stat, const float *gamma, long N, int C, int training,
                     int accumulate) {
-    const float *invstd = stat + C;
     if (!accumulate) {
         memset(dgamma, 0, (size_t)C * sizeof *dgamma);
         memset(dbeta, 0, (size_t)C * sizeof *dbeta);
@@ -436,32 +494,15 @@ void nn_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, 
         int nc = C - c0 < CB ? C - c0 : CB;
         double sg[CB], sgx[CB];
         for (int j = 0; j < nc; j++) sg[j] = sgx[j] = 0;
-        for (long r = 0; r < N; r++) {
-            const float *g = dout + r * C + c0, *xh = xhat + r * C + c0;
-            for (int j = 0; j < nc; j++) {
-                sg[j] += g[j];
-                sgx[j] += (double)g[j] * xh[j];
-            }
-        }
+        nn_bn_grad_sums(dout, xhat, N, C, c0, nc, sg, sgx);
         for (int j = 0; j < nc; j++) {
             dbeta[c0 + j] += (float)sg[j];
             dgamma[c0 + j] += (float)sgx[j];
         }
         if (!din) continue;
-        /* training: dx = gamma invstd (g - mean(g) - xhat mean(g xhat));
-         * row by row over the block's channels (contiguous), not channel
-         * by channel down the rows (a stride of C floats) */
         float k[CB], mg[CB], mgx[CB];
-        for (int j = 0; j < nc; j++) {
-            int c = c0 + j;
-            k[j] = gamma[c] * invstd[c];
-            mg[j] = training ? (float)(sg[j] / (double)N) : 0.0f;
-            mgx[j] = training ? (float)(sgx[j] / (double)N) : 0.0f;
-        }
-        for (long r = 0; r < N; r++) {
-            long i0 = r * C + c0;
-            for (int j = 0; j < nc; j++) din[i0 + j] = k[j] * (dout[i0 + j] - mg[j] - xhat[i0 + j] * mgx[j]);
-        }
+        nn_bn_grad_coefs(sg, sgx, stat, gamma, N, C, c0, nc, training, k, mg, mgx);
+        nn_bn_input_grad(din, dout, xhat, N, C, c0, nc, k, mg, mgx);
     }
 }
 

@@ -603,13 +603,67 @@ struct nn_pool {
     model *m;
     int backward, B, k, first;
     int la, lb;                  /* the job's layers [la, lb) */
+    int job, bn;                 /* JOB_*; the BatchNorm layer of a JOB_BN_* job */
     const float *x, *dlogits;
+    /* BatchNorm over slices: per-thread sums (2 Cmax doubles each), their
+     * totals (2 Cmax) and the input-gradient coefficients (3 Cmax floats) */
+    double **acc, *tot;
+    float *coef;
 };
+
+/* Pool jobs: the layers [la, lb) on each slice, or one piece of a
+ * BatchNorm layer over each slice's rows (sums, centred squares,
+ * normalization; gradient sums, input gradient). */
+enum { JOB_LAYERS = 0, JOB_BN_SUM, JOB_BN_SQ, JOB_BN_NORM, JOB_BN_GSUM, JOB_BN_DIN };
+
+/* The gradient of layer l's output, for rows from r0. */
+static float *out_grad(const model *m, const float *dlogits, int l, int r0) {
+    if (l == m->n_layers - 1) return (float *)dlogits + (size_t)r0 * m->out_size;
+    return m->layers[l].dout + (size_t)r0 * m->layers[l].out_size;
+}
+
+/* Thread t's share of a BatchNorm job: samples [a, b) are rows
+ * [a hw, b hw) of the layer's (rows, C) view. */
+static void bn_part(const struct nn_pool *p, int t, int a, int b) {
+    model *m = p->m;
+    const layer *L = &m->layers[p->bn];
+    const int C = L->out_c;
+    const long N = (long)(b - a) * L->out_h * L->out_w;
+    const float *in = (p->bn == 0 ? p->x : m->layers[p->bn - 1].out) + (size_t)a * L->in_size;
+    float *xhat = L->aux + (size_t)a * L->out_size;
+    double *acc = p->acc[t];
+    switch (p->job) {
+    case JOB_BN_SUM:
+        memset(acc, 0, (size_t)C * sizeof *acc);
+        nn_bn_sums(in, N, C, 0, C, acc);
+        break;
+    case JOB_BN_SQ:
+        memset(acc, 0, (size_t)C * sizeof *acc);
+        nn_bn_sqdevs(in, N, C, 0, C, L->stat, acc);
+        break;
+    case JOB_BN_NORM:
+        nn_bn_normalize(L->out + (size_t)a * L->out_size, xhat, in, N, C, L->stat, m->weff + L->w_off,
+                        m->weff + L->b_off);
+        break;
+    case JOB_BN_GSUM:
+        memset(acc, 0, 2 * (size_t)C * sizeof *acc);
+        nn_bn_grad_sums(out_grad(m, p->dlogits, p->bn, a), xhat, N, C, 0, C, acc, acc + C);
+        break;
+    case JOB_BN_DIN:
+        nn_bn_input_grad(m->layers[p->bn - 1].dout + (size_t)a * L->in_size, out_grad(m, p->dlogits, p->bn, a),
+                         xhat, N, C, 0, C, p->coef, p->coef + C, p->coef + 2 * C);
+        break;
+    }
+}
 
 static void pool_part(const struct nn_pool *p, int t) {
     if (t >= p->k) return;
     model *m = p->m;
     int a = (int)((long)p->B * t / p->k), b = (int)((long)p->B * (t + 1) / p->k);
+    if (p->job != JOB_LAYERS) {
+        bn_part(p, t, a, b);
+        return;
+    }
     for (int r = a; r < b; r += NN_CHUNK) {
         int n = b - r < NN_CHUNK ? b - r : NN_CHUNK;
         if (p->backward)
@@ -654,6 +708,11 @@ static void pool_free(struct nn_pool *p) {
     pthread_cond_destroy(&p->go);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
+    if (p->acc)
+        for (int t = 0; t < p->n; t++) free(p->acc[t]);
+    free(p->acc);
+    free(p->tot);
+    free(p->coef);
     free(p->tid);
     free(p->args);
     free(p->col);
@@ -697,6 +756,17 @@ static struct nn_pool *pool_create(model *m, int n) {
     p->col[0] = m->col;
     p->dcol[0] = m->dcol;
     p->grads[0] = m->grads;
+    int cmax = 0; /* the widest BatchNorm */
+    for (int l = 0; l < m->n_layers; l++)
+        if ((int)m->layers[l].kind == LAYER_BATCHNORM && m->layers[l].out_c > cmax) cmax = m->layers[l].out_c;
+    if (cmax > 0) {
+        p->acc = calloc((size_t)n, sizeof *p->acc);
+        p->tot = calloc(2 * (size_t)cmax, sizeof *p->tot);
+        p->coef = calloc(3 * (size_t)cmax, sizeof *p->coef);
+        if (!p->acc || !p->tot || !p->coef) goto fail;
+        for (int t = 0; t < n; t++)
+            if (!(p->acc[t] = calloc(2 * (size_t)cmax, sizeof *p->acc[t]))) goto fail;
+    }
     long glen = layer_param_len(m);
     for (int t = 1; t < n; t++) {
         if (m->n_col > 0) {
@@ -741,11 +811,14 @@ static int pass_threads(const model *m, int B) {
 /* Runs a forward (backward = 0) or backward pass on the pool if this model
  * and batch take one; returns 0 (nothing done) otherwise. */
 /* One job on the pool: every thread runs its slice of the batch through
- * layers [la, lb); returns when all are done. */
-static void pool_job(model *m, int k, int backward, const float *x, const float *dlogits, int B,
-                     int first, int la, int lb) {
+ * layers [la, lb) (JOB_LAYERS) or its rows of BatchNorm layer la (JOB_BN_*);
+ * returns when all are done. */
+static void pool_job(model *m, int k, int job, int backward, const float *x, const float *dlogits,
+                     int B, int first, int la, int lb) {
     struct nn_pool *p = m->pool;
     pthread_mutex_lock(&p->mu);
+    p->job = job;
+    p->bn = la;
     p->backward = backward;
     p->B = B;
     p->k = k;
@@ -762,6 +835,63 @@ static void pool_job(model *m, int k, int backward, const float *x, const float 
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* BatchNorm layer b over the whole batch, its rows split over the pool:
+ * per-thread double sums added in thread order (so a given thread count
+ * is deterministic; it differs from the serial pass by summation order),
+ * the statistics on the caller, the normalization in slices. */
+static void bn_forward_pool(model *m, int k, const float *x, int B, int b) {
+    struct nn_pool *p = m->pool;
+    layer *L = &m->layers[b];
+    const int C = L->out_c;
+    const long N = (long)B * L->out_h * L->out_w;
+    if (m->training) {
+        pool_job(m, k, JOB_BN_SUM, 0, x, NULL, B, 0, b, b + 1);
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int t = 0; t < k; t++) s += p->acc[t][c];
+            L->stat[c] = (float)(s / (double)N);
+        }
+        pool_job(m, k, JOB_BN_SQ, 0, x, NULL, B, 0, b, b + 1);
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int t = 0; t < k; t++) s += p->acc[t][c];
+            p->tot[c] = s;
+        }
+        nn_bn_finish(L->stat, m->state + L->s_off, C, 0, C, p->tot, N, L->epsilon, L->momentum);
+    } else {
+        nn_bn_eval_stat(L->stat, m->state + L->s_off, C, L->epsilon);
+    }
+    pool_job(m, k, JOB_BN_NORM, 0, x, NULL, B, 0, b, b + 1);
+}
+
+/* Its backward: gradient sums per slice, added in thread order on the
+ * caller into gamma's and beta's gradients (m->grads; the other threads'
+ * buffers stay 0 there), then the input gradient in slices. */
+static void bn_backward_pool(model *m, int k, const float *x, const float *dlogits, int B, int b,
+                             int first) {
+    struct nn_pool *p = m->pool;
+    layer *L = &m->layers[b];
+    const int C = L->out_c;
+    const long N = (long)B * L->out_h * L->out_w;
+    pool_job(m, k, JOB_BN_GSUM, 1, x, dlogits, B, first, b, b + 1);
+    double *sg = p->tot, *sgx = p->tot + C;
+    for (int c = 0; c < C; c++) {
+        double s = 0, sx = 0;
+        for (int t = 0; t < k; t++) {
+            s += p->acc[t][c];
+            sx += p->acc[t][C + c];
+        }
+        sg[c] = s;
+        sgx[c] = sx;
+        m->grads[L->b_off + c] = (float)s;
+        m->grads[L->w_off + c] = (float)sx;
+    }
+    if (b <= first) return;
+    nn_bn_grad_coefs(sg, sgx, L->stat, m->weff + L->w_off, N, C, 0, C, m->training, p->coef, p->coef + C,
+                     p->coef + 2 * C);
+    pool_job(m, k, JOB_BN_DIN, 1, x, dlogits, B, first, b, b + 1);
 }
 
 /* Runs a forward (backward = 0) or backward pass on the pool if this model
@@ -784,8 +914,9 @@ static int pool_run(model *m, int backward, const float *x, const float *dlogits
         for (int la = 0; la < L;) {
             int lb = la;
             while (lb < L && !whole_batch_fwd(m, lb)) lb++;
-            if (lb > la) pool_job(m, k, 0, x, NULL, B, first, la, lb);
-            if (lb < L) forward_range(m, x, 0, B, m->col, lb, lb + 1);
+            if (lb > la) pool_job(m, k, JOB_LAYERS, 0, x, NULL, B, first, la, lb);
+            if (lb < L && (int)m->layers[lb].kind == LAYER_BATCHNORM) bn_forward_pool(m, k, x, B, lb);
+            else if (lb < L) forward_range(m, x, 0, B, m->col, lb, lb + 1); /* Dropout */
             la = lb + 1;
         }
     } else {
@@ -794,9 +925,9 @@ static int pool_run(model *m, int backward, const float *x, const float *dlogits
         for (int hi = L; hi > first;) {
             int lo = hi;
             while (lo > first && !whole_batch_bwd(m, lo - 1)) lo--;
-            if (hi > lo) pool_job(m, k, 1, x, dlogits, B, first, lo, hi);
+            if (hi > lo) pool_job(m, k, JOB_LAYERS, 1, x, dlogits, B, first, lo, hi);
             if (lo <= first) break;
-            backward_rows(m, x, dlogits, 0, B, first, lo - 1, lo, 0, m->col, m->dcol, m->grads);
+            bn_backward_pool(m, k, x, dlogits, B, lo - 1, first);
             hi = lo - 1;
         }
     }

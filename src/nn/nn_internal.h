@@ -50,6 +50,26 @@ void nn_bn_forward(float *out, float *xhat, float *stat, const float *in, const 
 void nn_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *xhat,
                     const float *stat, const float *gamma, long N, int C, int training,
                     int accumulate);
+/* The row-sliceable pieces of the two (N rows of C channels; channels
+ * [c0, c0 + nc); sums are added to). Forward: sum[j] += x; sq[j] += (x -
+ * mean)^2 with mean = stat[0..C); nn_bn_finish sets invstd (stat[C..2C))
+ * and moves `moving` from the variance sq / N; nn_bn_normalize writes xhat
+ * and out for any rows; nn_bn_eval_stat sets stat from moving. Backward:
+ * sg += g, sgx += g xhat; nn_bn_grad_coefs gives k = gamma invstd and the
+ * means mg, mgx (0 outside training); nn_bn_input_grad writes din. */
+void nn_bn_sums(const float *in, long N, int C, int c0, int nc, double *sum);
+void nn_bn_sqdevs(const float *in, long N, int C, int c0, int nc, const float *mean, double *sq);
+void nn_bn_finish(float *stat, float *moving, int C, int c0, int nc, const double *sq, long N,
+                  float eps, float momentum);
+void nn_bn_normalize(float *out, float *xhat, const float *in, long N, int C, const float *stat,
+                     const float *gamma, const float *beta);
+void nn_bn_eval_stat(float *stat, const float *moving, int C, float eps);
+void nn_bn_grad_sums(const float *dout, const float *xhat, long N, int C, int c0, int nc, double *sg,
+                     double *sgx);
+void nn_bn_grad_coefs(const double *sg, const double *sgx, const float *stat, const float *gamma, long N,
+                      int C, int c0, int nc, int training, float *k, float *mg, float *mgx);
+void nn_bn_input_grad(float *din, const float *dout, const float *xhat, long N, int C, int c0, int nc,
+                      const float *k, const float *mg, const float *mgx);
 /* Inverted dropout: keep (n) drawn from r, out = keep in / (1 - rate). */
 void nn_dropout_forward(float *out, unsigned char *keep, const float *in, long n, float rate,
                         rng_t *r);
