@@ -463,10 +463,17 @@ static void trial_text(char *buf, size_t len, const char *prune, const char *rew
 }
 
 static int g_stop_after;
+/* What the worker reports per global epoch: the best val_accuracy so far
+ * (across a resume) and the val_accuracy itself; -1 = not reported. */
+static double g_best[64], g_val[64];
+
 static int stop_cb(void *ctx, int id, const epoch_record *r) {
     (void)ctx; (void)id;
-    (void)r;
-    return --g_stop_after == 0 ? 2 : 0;
+    if (r->global_epoch >= 0 && r->global_epoch < 64) {
+        g_best[r->global_epoch] = r->best_val_accuracy;
+        g_val[r->global_epoch] = r->val_accuracy;
+    }
+    return g_stop_after > 0 && --g_stop_after == 0 ? 2 : 0;
 }
 
 static char *read_text(const char *dir, const char *name) {
@@ -538,8 +545,8 @@ static void run_trial(const char *yaml, const char *dir, int stop_after, trial_r
     memset(&cache, 0, sizeof cache);
     nl_error e = {0};
     g_stop_after = stop_after;
-    ck_assert_int_eq(worker_run_trial(0, yaml, "t.yaml", NULL, dir, &cache,
-                                      stop_after > 0 ? stop_cb : NULL, NULL, r, &e), NL_OK);
+    for (int i = 0; i < 64; i++) g_best[i] = g_val[i] = -1;
+    ck_assert_int_eq(worker_run_trial(0, yaml, "t.yaml", NULL, dir, &cache, stop_cb, NULL, r, &e), NL_OK);
     worker_cache_free(&cache);
 }
 
@@ -559,6 +566,8 @@ START_TEST(test_trial_resumes) {
         ck_assert_msg(rr.status == TRIAL_DONE, "%s", rr.reason);
         int N = (int)rr.metrics[MET_EPOCHS];
         ck_assert_int_ge(N, 3);
+        double ref_val[64];
+        memcpy(ref_val, g_val, sizeof ref_val);
         int ks[3] = {1, q ? 2 : 4, N - 1};
         for (int i = 0; i < 3; i++) {
             snprintf(dir, sizeof dir, "%s/run%d_%d", g_dir, q, i);
@@ -568,6 +577,16 @@ START_TEST(test_trial_resumes) {
             snprintf(p, sizeof p, "%s/checkpoint.bin", dir);
             ck_assert_msg(fs_exists(p), "no checkpoint after an interruption");
             run_trial(yaml, dir, 0, &r);
+            /* the best val_accuracy reported after the resume covers the
+             * epochs before it: the running maximum of the reference run
+             * (pdp: one training call, so global epochs are unique) */
+            double best = -1;
+            for (int ep = 0; q == 0 && ep < N && ep < 64; ep++) {
+                best = fmax(best, ref_val[ep]);
+                if (ep < ks[i]) ck_assert_msg(g_best[ep] == -1, "q %d k %d: epoch %d reported again (%g)", q, ks[i], ep, g_best[ep]); /* not reported again */
+                else ck_assert_msg(g_best[ep] == best, "epoch %d: best %g reported, %g expected", ep,
+                                   g_best[ep], best);
+            }
             char *log = read_text(dir, "log");
             char want[96];
             snprintf(want, sizeof want, "resuming from its checkpoint after epoch %d", ks[i] - 1);

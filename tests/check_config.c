@@ -226,6 +226,9 @@ START_TEST(test_newer_keys) {
     expect_error(MINIMAL "hpo_parameters: {sampler: {type: TPESampler, params: {n_startup_trials: -2}}}\n", 1,
                  "scan.yaml:3:73: hpo_parameters.sampler.params.n_startup_trials: expected an integer >= 0, "
                  "got '-2'");
+    expect_error(MINIMAL "hpo_parameters: {sampler: {params: {n_startup_trials: 4}}}\n", 1,
+                 "scan.yaml:3:37: hpo_parameters.sampler.params.n_startup_trials needs sampler.type: "
+                 "TPESampler (without a type the scan searches at random)");
     expect_error(MINIMAL "search: {pruner: {type: hyperband}}\n", 1,
                  "scan.yaml:3:25: search.pruner.type: expected one of none, median, got 'hyperband'");
     /* a search dimension: the grid has 2 points */

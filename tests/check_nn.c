@@ -587,29 +587,31 @@ START_TEST(test_parallel_passes_match_serial) {
 END_TEST
 
 /* par_cnn with BatchNorm after each convolution and Dropout after the first
- * ReLU: the layers the pool cannot split by rows (the caller runs them on
- * the whole batch between pool jobs). */
-static model *par_cnn_bn(int max_batch, int threads, uint64_t seed) {
-    layer_spec sp[13];
-    for (int l = 0; l < 13; l++) memset(&sp[l], 0, sizeof sp[l]);
+ * and the last ReLU: the layers the pool cannot run inside a slice's pass.
+ * Two Dropouts and B > NN_CHUNK check that both passes draw the masks in
+ * the same order. */
+static model *par_cnn_bn(int max_batch, int threads, uint64_t seed, int bn) {
+    layer_spec sp[14];
+    for (int l = 0; l < 14; l++) memset(&sp[l], 0, sizeof sp[l]);
     sp[0].kind = (layer_kind)LAYER_CONV2D; sp[0].filters = 4; sp[0].kernel[0] = 3; sp[0].kernel[1] = 3;
     sp[0].padding = PAD_SAME;
     sp[0].in_shape[0] = 8; sp[0].in_shape[1] = 7; sp[0].in_shape[2] = 2;
-    sp[1].kind = (layer_kind)LAYER_BATCHNORM; sp[1].momentum = 0.9f; sp[1].epsilon = 1e-3f;
+    sp[1].kind = (layer_kind)(bn ? LAYER_BATCHNORM : LAYER_RELU); sp[1].momentum = 0.9f; sp[1].epsilon = 1e-3f;
     sp[2].kind = (layer_kind)LAYER_RELU;
     sp[3].kind = (layer_kind)LAYER_DROPOUT; sp[3].rate = 0.25f;
     sp[4].kind = (layer_kind)LAYER_MAXPOOL2D; sp[4].pool[0] = 2; sp[4].pool[1] = 2;   /* 4x3x4 */
     sp[5].kind = (layer_kind)LAYER_CONV2D; sp[5].filters = 5; sp[5].kernel[0] = 2; sp[5].kernel[1] = 2;
-    sp[6].kind = (layer_kind)LAYER_BATCHNORM; sp[6].momentum = 0.9f; sp[6].epsilon = 1e-3f;
+    sp[6].kind = (layer_kind)(bn ? LAYER_BATCHNORM : LAYER_RELU); sp[6].momentum = 0.9f; sp[6].epsilon = 1e-3f;
     sp[7].kind = (layer_kind)LAYER_TANH;                                               /* 3x2x5 */
     sp[8].kind = (layer_kind)LAYER_AVGPOOL2D; sp[8].pool[0] = 2; sp[8].pool[1] = 2;
     sp[8].padding = PAD_SAME;
     sp[9].kind = (layer_kind)LAYER_FLATTEN;
     sp[10] = spec_dense(6);
     sp[11].kind = (layer_kind)LAYER_RELU;
-    sp[12] = spec_dense(3);
+    sp[12].kind = (layer_kind)LAYER_DROPOUT; sp[12].rate = 0.2f; /* a second mask stream user */
+    sp[13] = spec_dense(3);
     nl_error e = {0};
-    model *m = model_create(sp, 13, 8 * 7 * 2, max_batch, NULL, NULL, 0, &e);
+    model *m = model_create(sp, 14, 8 * 7 * 2, max_batch, NULL, NULL, 0, &e);
     ck_assert_msg(m != NULL, "%s", e.msg);
     rng_t r;
     rng_seed(&r, seed);
@@ -630,7 +632,7 @@ START_TEST(test_parallel_batchnorm_dropout_match_serial) {
     float *x = malloc(sizeof(float) * B * IN), *d = malloc(sizeof(float) * B * 3);
     fill_uniform(x, (long)B * IN, &r, -1.5f, 1.5f);
     fill_uniform(d, (long)B * 3, &r, -1, 1);
-    model *ref = par_cnn_bn(B, 1, 78);
+    model *ref = par_cnn_bn(B, 1, 78, _i);
     const long NP = ref->n_params;
     float *z1 = malloc(sizeof(float) * B * 3), *g1 = malloc(sizeof(float) * NP);
     float *e1 = malloc(sizeof(float) * B * 3);
@@ -644,7 +646,7 @@ START_TEST(test_parallel_batchnorm_dropout_match_serial) {
     for (long j = 0; j < NP; j++) gmax = fmax(gmax, fabs(g1[j]));
     ck_assert(gmax > 0.1);
     for (int n = 2; n <= 3; n++) {
-        model *m = par_cnn_bn(B, n, 78);
+        model *m = par_cnn_bn(B, n, 78, _i);
         m->training = 1;
         tu_assert_close(model_forward(m, x, B), z1, (long)B * 3, 1e-6, 1e-5, "parallel logits (training)");
         model_backward(m, x, d, B);
@@ -652,7 +654,7 @@ START_TEST(test_parallel_batchnorm_dropout_match_serial) {
         tu_assert_close(m->grads, g1, NP, 1e-5 * gmax, 1e-5, "parallel grads (training)");
         tu_assert_close(m->state, ref->state, m->n_state, 1e-6, 1e-5, "BatchNorm moving statistics");
         /* the same thread count again, from scratch: bit-identical */
-        model *m2 = par_cnn_bn(B, n, 78);
+        model *m2 = par_cnn_bn(B, n, 78, _i);
         m2->training = 1;
         model_forward(m2, x, B);
         model_backward(m2, x, d, B);
@@ -1135,7 +1137,7 @@ Suite *make_nn_suite(void) {
     tcase_add_test(mo, test_relu_layer_gradcheck);
     tcase_add_test(mo, test_big_batch_chunks);
     tcase_add_test(mo, test_parallel_passes_match_serial);
-    tcase_add_test(mo, test_parallel_batchnorm_dropout_match_serial);
+    tcase_add_loop_test(mo, test_parallel_batchnorm_dropout_match_serial, 0, 2); /* without, with BN */
     tcase_add_test(mo, test_parallel_training_deterministic);
     suite_add_tcase(s, mo);
     TCase *op = tcase_create("optim");

@@ -21,7 +21,9 @@ typedef enum {
     MSG_STOP = 5,      /* master -> worker: stop the current trial (drain) */
     MSG_SHUTDOWN = 6,  /* master -> worker: no more work, exit */
     MSG_FATAL = 7,     /* worker -> master: the worker cannot go on (reason) */
-    MSG_PRUNE = 8      /* master -> worker: end the current trial now, it is pruned (reason) */
+    MSG_PRUNE = 8,     /* master -> worker: end the current trial now, it is pruned (reason) */
+    MSG_CONTINUE = 9   /* master -> worker: go on (the answer to a PROGRESS when the master judges
+                          every epoch: search.pruner or search.trial_timeout) */
 } msg_type;
 
 typedef struct {

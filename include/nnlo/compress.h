@@ -67,6 +67,9 @@ typedef struct {
     double bits_mean;
     double seconds;            /* wall time of this epoch, validation included */
     double train_seconds;      /* of which training (forward, backward, steps, masks) */
+    /* set by the worker for its progress messages (compress_train leaves 0): */
+    double best_val_accuracy;  /* the trial's best so far, epochs before a resume included */
+    double trial_seconds;      /* the trial's training wall time so far, across resumes */
 } epoch_record;
 
 /* Called after every epoch; return 0 to go on, 1 to stop training here and

@@ -341,5 +341,8 @@ nl_status nn_evaluate(model *m, const float *x, const int32_t *y, long n,
 /* OpenBLAS thread count (from SLURM_CPUS_PER_TASK, else 1, unless
  * OPENBLAS_NUM_THREADS is set). */
 void nn_set_threads(int n);
+/* The thread count passes use (OpenBLAS's): results of conv models depend
+ * on it through float summation order. */
+int nn_get_threads(void);
 
 #endif

@@ -247,7 +247,8 @@ static int new_reason(const char *msg, char (*seen)[64], int n) {
  * for each checked point the model, optimizer and compressor built as a
  * worker builds them (worker_check_trial). The points: the whole grid
  * (grid_points per continuous range, so the ends of every range are in
- * it) when it has at most N (default 200) points, else N random-search
+ * it) when it has at most N (default 200) points; else, for a grid search,
+ * N grid points spread evenly over it, for the others N random-search
  * points. Exit 0 when everything builds, 2 otherwise. */
 static int cmd_check(int argc, char **argv) {
     const char *file = NULL;
@@ -265,8 +266,10 @@ static int cmd_check(int argc, char **argv) {
     scan_config s;
     if (config_load_scan(file, &s, &e)) { fprintf(stderr, "nnlo-c: %s\n", e.msg); return 2; }
     long grid = search_grid_size(&s);
-    int use_grid = grid <= max_points;
-    long n = use_grid ? grid : max_points;
+    /* a grid search larger than N: N grid points spread evenly over it;
+     * otherwise N random-search points */
+    int use_grid = grid <= max_points || s.algorithm == SEARCH_GRID;
+    long n = grid <= max_points ? grid : max_points;
     scan_config g = s;            /* the same dimensions, walked as a grid */
     g.algorithm = SEARCH_GRID;
     cfg_value *v = calloc((size_t)(s.n_dims > 0 ? s.n_dims : 1), sizeof *v);
@@ -277,16 +280,17 @@ static int cmd_check(int argc, char **argv) {
     char seen[10][64];  /* the kinds of reason listed so far */
     log_set_level(LOG_WARN);
     for (long k = 0; k < n; k++) {
-        search_point(use_grid ? &g : &s, (int)k, v);
+        long id = use_grid ? k * grid / n : k; /* the trial id this point has in a scan */
+        search_point(use_grid ? &g : &s, (int)id, v);
         char where[1024];
         point_text(&s, v, where, sizeof where);
-        char *yaml = config_resolve(&s, v, search_trial_seed(&s, (int)k), &e);
+        char *yaml = config_resolve(&s, v, search_trial_seed(&s, (int)id), &e);
         long np = 0;
         if (yaml && worker_check_trial(yaml, file, NULL, &cache, &np, &e) == NL_OK) {
             if (pmin < 0 || np < pmin) pmin = np;
             if (np > pmax) pmax = np;
         } else if (++bad, listed < 10 && new_reason(e.msg, seen, listed)) {
-            if (where[0]) fprintf(stderr, "nnlo-c check: point %ld (%s): %s\n", k, where, e.msg);
+            if (where[0]) fprintf(stderr, "nnlo-c check: point %ld (%s): %s\n", id, where, e.msg);
             else fprintf(stderr, "nnlo-c check: %s\n", e.msg);
             listed++;
         }
@@ -295,9 +299,10 @@ static int cmd_check(int argc, char **argv) {
     if (bad > listed)
         fprintf(stderr, "nnlo-c check: %ld more failing point%s not listed (each kind of reason is listed once)\n",
                 bad - listed, bad - listed == 1 ? "" : "s");
-    printf("%s: %d trials (%s search, %d dimension%s); %ld %s point%s checked, %ld fail\n", file,
+    printf("%s: %d trials (%s search, %d dimension%s); %ld %s point%s checked%s, %ld fail\n", file,
            search_n_trials(&s, 0), s.algorithm == SEARCH_GRID ? "grid" : s.algorithm == SEARCH_TPE ? "TPE" : "random",
-           s.n_dims, s.n_dims == 1 ? "" : "s", n, use_grid ? "grid" : "random", n == 1 ? "" : "s", bad);
+           s.n_dims, s.n_dims == 1 ? "" : "s", n, use_grid ? "grid" : "random", n == 1 ? "" : "s",
+           use_grid && n < grid ? " (spread evenly over the grid)" : "", bad);
     if (cache.loaded)
         printf("data: train %ld x %d features, %d classes; validation %ld; test %ld\n", cache.data.train.n,
                cache.data.n_features, cache.data.n_classes, cache.data.val.n, cache.data.test.n);

@@ -939,6 +939,12 @@ static nl_status sec_hpo(pctx *c, ynode *root, ynode *node, cfg_doc *d) {
         /* Optuna's TPESampler(n_startup_trials=...): the one sampler
          * parameter nnlo-c uses; the others (seed, ...) are ignored */
         ynode *params = sseen[1];
+        if (params && params->kind == YN_MAP && !sseen[0])
+            for (int i = 0; i < params->n; i++)
+                if (!strcmp(params->keys[i]->text, "n_startup_trials"))
+                    return cfg_err(c, params->keys[i], "hpo_parameters.sampler.params.n_startup_trials "
+                                   "needs sampler.type: TPESampler (without a type the scan searches at "
+                                   "random)");
         if (params && params->kind == YN_MAP && !strcmp(d->hpo_sampler, "TPESampler"))
             for (int i = 0; i < params->n; i++) {
                 if (strcmp(params->keys[i]->text, "n_startup_trials")) continue;

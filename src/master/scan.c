@@ -27,8 +27,6 @@ typedef struct {
     double **curve;    /* completed trials: val_accuracy per global epoch (history.csv) */
     int *curve_len;
     double *best;      /* running trials: best val_accuracy so far */
-    double *started;   /* running trials: when dispatched (search.trial_timeout) */
-    unsigned char *prune_sent;
     int n_completed;   /* trials with status done */
     int tpe_warned;    /* the "objective never finite" warning was given */
     double *scratch;   /* n doubles for the median */
@@ -91,6 +89,13 @@ static void log_result(const master *M, const trial_entry *t) {
         log_warn("%s trial %d %s: %s", pr, t->id, trial_status_name(t->res.status), t->res.reason);
 }
 
+/* Whether the master judges every epoch (search.pruner or
+ * search.trial_timeout): the worker then waits for CONTINUE or PRUNE after
+ * each PROGRESS, so a verdict always takes effect at the epoch it is about. */
+static int judges_epochs(const scan_config *s) {
+    return s->pruner != PRUNER_NONE || s->trial_timeout > 0;
+}
+
 /* TPE learns from the objective; when enough trials completed but none
  * has a finite one (e.g. test_accuracy without a test set) it can only
  * draw at random: say so once. */
@@ -144,7 +149,7 @@ static int dispatch(master *M, int w, nl_error *e) {
         sbuf_free(&f);
         if (st) { free(yaml); return -1; }
         sbuf msg = {0};
-        sbuf_printf(&msg, "%d\n%s\n", t->id, dir);
+        sbuf_printf(&msg, "%d %d\n%s\n", t->id, judges_epochs(M->s), dir);
         sbuf_append(&msg, yaml, strlen(yaml));
         free(yaml);
         st = comm_send(M->c, w, MSG_TRIAL, msg.s, msg.len, e);
@@ -154,8 +159,6 @@ static int dispatch(master *M, int w, nl_error *e) {
         t->worker = w;
         M->busy[w] = t->id;
         M->best[t->id] = -INFINITY;
-        M->prune_sent[t->id] = 0;
-        M->started[t->id] = time_now();
         return 1;
     }
     return 0;
@@ -175,49 +178,48 @@ static void load_curve(master *M, int id) {
         log_warn("pruner: trial %d's curve is not used: %s", id, e.msg);
 }
 
-/* The median rule on one epoch of a running trial: MSG_PRUNE when its best
- * val_accuracy so far is below the completed trials' median there. */
-static void maybe_prune(master *M, int id, int step, double val) {
-    trial_entry *t = &M->t[id];
-    if (M->s->pruner == PRUNER_NONE || t->state != 1 || M->prune_sent[id]) return;
+/* The verdict on one epoch of a running trial: over search.trial_timeout
+ * (its training time across resumes), or its best val_accuracy so far
+ * (epochs before a resume included) below the completed trials' median at
+ * this epoch. Fills why and returns 1 to prune. */
+static int verdict(master *M, int id, int step, double val, double best_reported, double seconds,
+                   char *why, size_t len) {
+    const scan_config *s = M->s;
+    if (s->trial_timeout > 0 && seconds > s->trial_timeout) {
+        snprintf(why, len, "search.trial_timeout: stopped after %.0f s of training (limit %g s)", seconds,
+                 s->trial_timeout);
+        return 1;
+    }
+    if (s->pruner == PRUNER_NONE) return 0;
     if (isfinite(val) && val > M->best[id]) M->best[id] = val;
+    if (isfinite(best_reported) && best_reported > M->best[id]) M->best[id] = best_reported;
     double med;
     if (!pruner_median_verdict((const double *const *)M->curve, M->curve_len, M->n, M->n_completed, step,
-                               M->best[id], M->s->pruner_startup, M->s->pruner_warmup, &med, M->scratch))
-        return;
-    char why[200];
-    snprintf(why, sizeof why, "median pruner at epoch %d: best val_accuracy %.4f < median %.4f of the completed trials",
+                               M->best[id], s->pruner_startup, s->pruner_warmup, &med, M->scratch))
+        return 0;
+    snprintf(why, len, "median pruner at epoch %d: best val_accuracy %.4f < median %.4f of the completed trials",
              step, M->best[id], med);
-    if (comm_send(M->c, t->worker, MSG_PRUNE, why, strlen(why), NULL) == NL_OK) M->prune_sent[id] = 1;
-}
-
-/* search.trial_timeout: a running trial over its time is told to end at
- * its next epoch (as the pruner does); it is then recorded as pruned. */
-static void check_timeouts(master *M) {
-    if (!(M->s->trial_timeout > 0)) return;
-    double now = time_now();
-    for (int i = 0; i < M->n; i++) {
-        trial_entry *t = &M->t[i];
-        if (t->state != 1 || M->prune_sent[i] || now - M->started[i] <= M->s->trial_timeout) continue;
-        char why[160];
-        snprintf(why, sizeof why, "search.trial_timeout: stopped after %.0f s (limit %g s)", now - M->started[i],
-                 M->s->trial_timeout);
-        if (comm_send(M->c, t->worker, MSG_PRUNE, why, strlen(why), NULL) == NL_OK) M->prune_sent[i] = 1;
-    }
+    return 1;
 }
 
 static void on_progress(master *M, const comm_msg *m) {
-    if (M->o->quiet && M->s->pruner == PRUNER_NONE) return;
+    if (M->o->quiet && !judges_epochs(M->s)) return;
     json *j = json_parse(m->data, NULL);
-    if (!j) return;
-    int id = (int)json_num(j, "trial", -1);
-    if (!M->o->quiet)
+    int id = j ? (int)json_num(j, "trial", -1) : -1;
+    if (j && !M->o->quiet)
         log_info("trial %d [%s r%d e%d] loss %.4f val_acc %.4f sparsity %.3f (%.2f s)", id,
                  json_str(j, "stage", "?"), (int)json_num(j, "round", 0), (int)json_num(j, "epoch", 0),
                  json_num(j, "train_loss", NAN), json_num(j, "val_accuracy", NAN), json_num(j, "sparsity", NAN),
                  json_num(j, "seconds", NAN));
-    if (id >= 0 && id < M->n)
-        maybe_prune(M, id, (int)json_num(j, "global_epoch", -1), json_num(j, "val_accuracy", NAN));
+    if (judges_epochs(M->s)) { /* the worker waits for the answer: always give one */
+        char why[200] = "";
+        int prune = j && id >= 0 && id < M->n && M->t[id].state == 1 &&
+                    verdict(M, id, (int)json_num(j, "global_epoch", -1), json_num(j, "val_accuracy", NAN),
+                            json_num(j, "best_val_accuracy", NAN), json_num(j, "trial_seconds", 0), why,
+                            sizeof why);
+        if (prune) comm_send(M->c, m->peer, MSG_PRUNE, why, strlen(why), NULL);
+        else comm_send(M->c, m->peer, MSG_CONTINUE, NULL, 0, NULL);
+    }
     json_free(j);
 }
 
@@ -318,10 +320,8 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
     M.curve = calloc(nn, sizeof *M.curve);
     M.curve_len = calloc(nn, sizeof *M.curve_len);
     M.best = calloc(nn, sizeof *M.best);
-    M.started = calloc(nn, sizeof *M.started);
-    M.prune_sent = calloc(nn, 1);
     M.scratch = calloc(nn, sizeof *M.scratch);
-    if (!M.t || !M.busy || !M.pointed || !M.curve || !M.curve_len || !M.best || !M.started || !M.prune_sent || !M.scratch) { st = nl_err(e, NL_ERR_NOMEM, "out of memory for %d trials", M.n); goto shutdown_all; }
+    if (!M.t || !M.busy || !M.pointed || !M.curve || !M.curve_len || !M.best || !M.scratch) { st = nl_err(e, NL_ERR_NOMEM, "out of memory for %d trials", M.n); goto shutdown_all; }
     for (int w = 0; w < size; w++) M.busy[w] = -1;
     for (int i = 0; i < M.n; i++) {
         trial_entry *t = &M.t[i];
@@ -366,7 +366,6 @@ nl_status master_run(comm *c, const scan_config *s, const master_options *o,
             for (int w = 1; w < size; w++)
                 if (M.busy[w] >= 0) comm_send(c, w, MSG_STOP, NULL, 0, NULL);
         }
-        check_timeouts(&M);
         comm_msg m;
         int got = 0;
         if ((st = comm_recv(c, &m, 0.25, &got, e))) break;
@@ -460,8 +459,6 @@ done:
     free(M.curve);
     free(M.curve_len);
     free(M.best);
-    free(M.started);
-    free(M.prune_sent);
     free(M.scratch);
     return st;
 }

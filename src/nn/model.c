@@ -478,13 +478,20 @@ nl_status model_fold_batchnorm(const model *m, int bn, float *kernel, float *bia
  * this runs through all layers chunk by chunk: the chunk's activations stay
  * in cache between layers, and OpenBLAS takes its unpacked small-matrix
  * kernels on the narrow layers (jet MLP at batch 1024: +15-25%). A model
- * with BatchNorm runs the whole batch at once (its statistics need it). */
+ * with BatchNorm runs the whole batch at once (its statistics need it), and
+ * so does one training with two or more Dropouts: each then draws its
+ * masks for the whole batch before the next, the order the batch-parallel
+ * passes use. */
 enum { NN_CHUNK = 256 };
 
 static int chunk_rows(const model *m, int B) {
-    for (int l = 0; l < m->n_layers; l++)
-        if ((int)m->layers[l].kind == LAYER_BATCHNORM) return B;
-    return NN_CHUNK;
+    int dropouts = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        int kind = (int)m->layers[l].kind;
+        if (kind == LAYER_BATCHNORM) return B;
+        dropouts += kind == LAYER_DROPOUT && m->training && m->layers[l].rate > 0;
+    }
+    return dropouts > 1 ? B : NN_CHUNK;
 }
 
 /* Forward of layer l on rows [r0, r0 + n) of its input in. */
@@ -573,7 +580,8 @@ static int first_param_layer(const model *m) {
 /* ---- batch-parallel passes ------------------------------------------------
  * A pool of n - 1 worker threads; the caller is thread 0. A job splits the
  * batch into k <= n contiguous slices (thread t: rows [B t / k, B (t+1) / k))
- * and every thread runs its slice through all layers, chunk by chunk, with
+ * and every thread runs its slice through the job's layers (those between
+ * BatchNorm and training Dropout layers; see pool_run), chunk by chunk, with
  * its own im2col scratch; in the backward each thread writes its own
  * gradient buffer (thread 0: m->grads) and the caller then adds buffers
  * 1..k-1 into m->grads in that order. Slices touch disjoint rows of every
@@ -808,8 +816,6 @@ static int pass_threads(const model *m, int B) {
     return t;
 }
 
-/* Runs a forward (backward = 0) or backward pass on the pool if this model
- * and batch take one; returns 0 (nothing done) otherwise. */
 /* One job on the pool: every thread runs its slice of the batch through
  * layers [la, lb) (JOB_LAYERS) or its rows of BatchNorm layer la (JOB_BN_*);
  * returns when all are done. */

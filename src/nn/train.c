@@ -203,6 +203,8 @@ nl_status nn_evaluate(model *m, const float *x, const int32_t *y, long n,
 
 /* n >= 1: that many threads; n <= 0: SLURM_CPUS_PER_TASK, else 1. Either
  * way an OPENBLAS_NUM_THREADS in the environment wins (the user's choice). */
+int nn_get_threads(void) { return openblas_get_num_threads(); }
+
 void nn_set_threads(int n) {
     const char *env = getenv("OPENBLAS_NUM_THREADS");
     if (env && *env) return;

@@ -17,6 +17,7 @@ typedef struct {
     volatile sig_atomic_t *stop_flag;
     int stop, shutdown;
     int prune;               /* the master pruned the running trial */
+    int answers;             /* the master answers every PROGRESS of this trial (CONTINUE/PRUNE) */
     char prune_reason[256];
     nl_error err;
     int comm_failed;
@@ -40,6 +41,35 @@ static void poll_master(serve_ctx *s) {
     }
 }
 
+/* The master's answer to this epoch's PROGRESS: CONTINUE or PRUNE (the
+ * trial then ends at this epoch, so the decision is the same whatever the
+ * timing); a STOP or SHUTDOWN first ends the wait (the answer then arrives
+ * when the worker is idle and is dropped). */
+static void wait_verdict(serve_ctx *s) {
+    for (;;) {
+        comm_msg m;
+        int got = 0;
+        if (comm_recv(s->c, &m, 0.5, &got, &s->err) != NL_OK) { s->comm_failed = s->stop = 1; return; }
+        if (!got) {
+            if (s->stop_flag && *s->stop_flag) { s->stop = 1; return; }
+            continue;
+        }
+        int type = m.type;
+        if (type == MSG_PRUNE) {
+            s->prune = 1;
+            snprintf(s->prune_reason, sizeof s->prune_reason, "%s", m.data ? m.data : "pruned");
+        } else if (type == MSG_STOP) {
+            s->stop = 1;
+        } else if (type == MSG_SHUTDOWN) {
+            s->stop = s->shutdown = 1;
+        } else if (type != MSG_CONTINUE) {
+            log_warn("ignoring message type %d from rank %d during a trial", type, m.peer);
+        }
+        comm_msg_free(&m);
+        if (type == MSG_CONTINUE || type == MSG_PRUNE || type == MSG_STOP || type == MSG_SHUTDOWN) return;
+    }
+}
+
 static int on_progress(void *vctx, int trial_id, const epoch_record *r) {
     serve_ctx *s = vctx;
     sbuf b = {0};
@@ -54,10 +84,15 @@ static int on_progress(void *vctx, int trial_id, const epoch_record *r) {
     json_write_num(&b, r->sparsity);
     sbuf_printf(&b, ", \"seconds\": ");
     json_write_num(&b, r->seconds);
+    sbuf_printf(&b, ", \"best_val_accuracy\": ");
+    json_write_num(&b, r->best_val_accuracy);
+    sbuf_printf(&b, ", \"trial_seconds\": ");
+    json_write_num(&b, r->trial_seconds);
     sbuf_printf(&b, "}");
     if (comm_send(s->c, 0, MSG_PROGRESS, b.s, b.len, &s->err) != NL_OK) s->comm_failed = s->stop = 1;
     sbuf_free(&b);
-    poll_master(s);
+    if (s->answers && !s->stop) wait_verdict(s);
+    else poll_master(s);
     if (s->stop_flag && *s->stop_flag) s->stop = 1;
     /* a drain wins over a prune: the trial then resumes later */
     return s->stop ? 2 : s->prune ? 1 : 0;
@@ -74,14 +109,19 @@ nl_status worker_serve(comm *c, volatile sig_atomic_t *stop_flag, nl_error *e) {
         st = comm_recv(c, &m, 0.5, &got, e);
         if (st || !got) continue;
         if (m.type == MSG_SHUTDOWN) { s.shutdown = 1; comm_msg_free(&m); break; }
-        if (m.type == MSG_STOP || m.type == MSG_PRUNE) { comm_msg_free(&m); continue; } /* idle: nothing to stop */
+        if (m.type == MSG_STOP || m.type == MSG_PRUNE || m.type == MSG_CONTINUE) { /* idle: a late answer */
+            comm_msg_free(&m);
+            continue;
+        }
         if (m.type != MSG_TRIAL) {
             log_warn("ignoring message type %d from rank %d", (int)m.type, m.peer);
             comm_msg_free(&m);
             continue;
         }
-        /* "<id>\n<trial folder>\n<yaml>" */
-        int id = atoi(m.data);
+        /* "<id> <answers>\n<trial folder>\n<yaml>" (answers: the master
+         * answers every PROGRESS of this trial) */
+        int id = 0, answers = 0;
+        if (sscanf(m.data, "%d %d", &id, &answers) < 1) id = -1;
         char *dir = strchr(m.data, '\n');
         char *yaml = dir ? strchr(dir + 1, '\n') : NULL;
         if (!yaml) {
@@ -94,6 +134,7 @@ nl_status worker_serve(comm *c, volatile sig_atomic_t *stop_flag, nl_error *e) {
         char source[160];
         snprintf(source, sizeof source, "trials/%d/trial.yaml", id);
         s.stop = s.prune = 0;
+        s.answers = answers;
         trial_result res;
         nl_error te = {0};
         if (worker_run_trial(id, yaml, source, NULL, dir, &cache, on_progress, &s, &res, &te) != NL_OK &&

@@ -81,15 +81,17 @@ typedef struct {
     int phase;              /* 0; Wanda one-shot: 1 dense training, 2 fine-tuning */
     double t_start;         /* time_now() when this run's training began */
     double wall_before;     /* training wall time of the runs before a resume */
+    double best_val;        /* best val_accuracy so far (checkpointed), -inf before any */
     int ckpt_written, ckpt_warned;
     double ckpt_seconds;
     size_t ckpt_bytes;
 } run_ctx;
 
 /* What a checkpoint was made with besides the trial YAML: this program
- * (its size and modification time: any rebuild changes them) and each data
- * file (path, size, modification time). A checkpoint whose origin differs
- * is not trusted: the code or the data it continued from are not these. */
+ * (its size and modification time: any rebuild changes them), the thread
+ * count (conv models' sums depend on it) and each data file (path, size,
+ * modification time). A checkpoint whose origin differs is not trusted: the
+ * code, the arithmetic or the data it continued from are not these. */
 static void checkpoint_origin(const cfg_data *d, char *out, size_t len) {
     struct stat st;
     size_t n = 0;
@@ -98,6 +100,7 @@ static void checkpoint_origin(const cfg_data *d, char *out, size_t len) {
                               (long long)st.st_mtime);
     else
         n += (size_t)snprintf(out + n, len - n, "program unknown");
+    if (n < len) n += (size_t)snprintf(out + n, len - n, "; %d threads", nn_get_threads());
     char *const *lists[3] = {d->train_files, d->val_files, d->test_files};
     const int counts[3] = {d->n_train, d->n_val, d->n_test};
     for (int l = 0; l < 3 && n < len; l++)
@@ -121,6 +124,7 @@ static void write_checkpoint(run_ctx *x) {
     ckpt_put_f64(&w, "trial_train_seconds", x->train_seconds);
     ckpt_put_f64(&w, "trial_samples", x->samples);
     ckpt_put_f64(&w, "trial_wall", x->wall_before + (t0 - x->t_start));
+    ckpt_put_f64(&w, "trial_best_val", x->best_val);
     ckpt_put(&w, "history", x->history.s, x->history.len);
     ckpt_put(&w, "log", x->log.s, x->log.len);
     nl_status st = compress_state_save(x->c, x->o, x->r, &w, &e);
@@ -154,10 +158,15 @@ static int on_epoch(void *vctx, const epoch_record *r) {
     sbuf_printf(&x->log, "epoch %d (%s round %d epoch %d): loss %.4f acc %.4f val_loss %.4f val_acc %.4f sparsity %.4f\n",
                 r->global_epoch, stage_name(r->stage), r->round, r->epoch, r->train_loss,
                 r->train_accuracy, r->val_loss, r->val_accuracy, r->sparsity);
+    if (isfinite(r->val_accuracy) && r->val_accuracy > x->best_val) x->best_val = r->val_accuracy;
     if (x->ckpt_path) write_checkpoint(x);
     /* Early stopping (training_parameters.early_stopping_patience) is
-     * compress_train's; this only reports and relays the master's verdict. */
-    return x->cb ? x->cb(x->cb_ctx, x->trial_id, r) : 0;
+     * compress_train's; this only reports and relays the master's verdict
+     * (search.pruner / trial_timeout), which sees the whole trial so far. */
+    epoch_record rr = *r;
+    rr.best_val_accuracy = x->best_val;
+    rr.trial_seconds = x->wall_before + (time_now() - x->t_start);
+    return x->cb ? x->cb(x->cb_ctx, x->trial_id, &rr) : 0;
 }
 
 /* ---- FPGA cost of the trained model ---------------------------------- */
@@ -377,7 +386,7 @@ static int load_checkpoint(run_ctx *x, compress *c, optim *o, rng_t *r, int *pha
     if (!fs_exists(x->ckpt_path)) return 0;
     nl_status st = ckpt_read_file(x->ckpt_path, x->ckpt_key, &buf, &rd, &e);
     int64_t ph = 0, ep = 0;
-    double ts = 0, sm = 0, wall = 0;
+    double ts = 0, sm = 0, wall = 0, best = -INFINITY;
     const void *hist = NULL, *lg = NULL, *org = NULL;
     size_t nh = 0, nlg = 0, norg = 0;
     if (st == NL_OK && (st = ckpt_get_var(&rd, "origin", &org, &norg, &e)) == NL_OK &&
@@ -388,6 +397,7 @@ static int load_checkpoint(run_ctx *x, compress *c, optim *o, rng_t *r, int *pha
         ((st = ckpt_get_i64(&rd, "trial_phase", &ph, &e)) || (st = ckpt_get_i64(&rd, "trial_epochs", &ep, &e)) ||
          (st = ckpt_get_f64(&rd, "trial_train_seconds", &ts, &e)) ||
          (st = ckpt_get_f64(&rd, "trial_samples", &sm, &e)) || (st = ckpt_get_f64(&rd, "trial_wall", &wall, &e)) ||
+         (st = ckpt_get_f64(&rd, "trial_best_val", &best, &e)) ||
          (st = ckpt_get_var(&rd, "history", &hist, &nh, &e)) || (st = ckpt_get_var(&rd, "log", &lg, &nlg, &e))))
         nl_err_prefix(&e, "%s", x->ckpt_path);
     if (st == NL_OK) {
@@ -406,6 +416,7 @@ static int load_checkpoint(run_ctx *x, compress *c, optim *o, rng_t *r, int *pha
     x->train_seconds = ts;
     x->samples = sm;
     x->wall_before = wall;
+    x->best_val = best;
     sbuf_free(&x->history);
     sbuf_free(&x->log);
     if (nh) sbuf_append(&x->history, hist, nh);
@@ -446,7 +457,7 @@ static nl_status run_trial(int trial_id, const char *trial_yaml, const char *sou
     memset(res, 0, sizeof *res);
     res->id = trial_id;
     for (int k = 0; k < MET_COUNT; k++) res->metrics[k] = NAN;
-    run_ctx x = {.trial_id = trial_id, .cb = cb, .cb_ctx = cb_ctx};
+    run_ctx x = {.trial_id = trial_id, .cb = cb, .cb_ctx = cb_ctx, .best_val = -INFINITY};
     trial_config tc;
     memset(&tc, 0, sizeof tc);
     model *m = NULL;
