@@ -506,6 +506,19 @@ END_TEST
 
 /* ---- batch-parallel passes (model_set_threads) ------------------------ */
 
+/* A model on (8, 7, 2) inputs from n specs, initialised from seed, with
+ * its pass thread count set. */
+static model *par_build(const layer_spec *sp, int n, int max_batch, int threads, uint64_t seed) {
+    nl_error e = {0};
+    model *m = model_create(sp, n, 8 * 7 * 2, max_batch, NULL, NULL, 0, &e);
+    ck_assert_msg(m != NULL, "%s", e.msg);
+    rng_t r;
+    rng_seed(&r, seed);
+    model_init_params(m, &r);
+    model_set_threads(m, threads);
+    return m;
+}
+
 /* A small CNN on (8, 7, 2) inputs: conv same, relu, maxpool, conv valid,
  * tanh, avgpool, flatten, dense, relu, dense. */
 static model *par_cnn(int max_batch, int threads, uint64_t seed) {
@@ -524,14 +537,7 @@ static model *par_cnn(int max_batch, int threads, uint64_t seed) {
     sp[7] = spec_dense(6);
     sp[8].kind = (layer_kind)LAYER_RELU;
     sp[9] = spec_dense(3);
-    nl_error e = {0};
-    model *m = model_create(sp, 10, 8 * 7 * 2, max_batch, NULL, NULL, 0, &e);
-    ck_assert_msg(m != NULL, "%s", e.msg);
-    rng_t r;
-    rng_seed(&r, seed);
-    model_init_params(m, &r);
-    model_set_threads(m, threads);
-    return m;
+    return par_build(sp, 10, max_batch, threads, seed);
 }
 
 /* Forward + backward of B = 600 (several chunks per thread, uneven slices
@@ -610,14 +616,7 @@ static model *par_cnn_bn(int max_batch, int threads, uint64_t seed, int bn) {
     sp[11].kind = (layer_kind)LAYER_RELU;
     sp[12].kind = (layer_kind)LAYER_DROPOUT; sp[12].rate = 0.2f; /* a second mask stream user */
     sp[13] = spec_dense(3);
-    nl_error e = {0};
-    model *m = model_create(sp, 14, 8 * 7 * 2, max_batch, NULL, NULL, 0, &e);
-    ck_assert_msg(m != NULL, "%s", e.msg);
-    rng_t r;
-    rng_seed(&r, seed);
-    model_init_params(m, &r);
-    model_set_threads(m, threads);
-    return m;
+    return par_build(sp, 14, max_batch, threads, seed);
 }
 
 /* The BatchNorm + Dropout CNN in training mode (batch statistics, masks)
