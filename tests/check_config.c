@@ -31,6 +31,16 @@ static void expect_error(const char *text, int scan, const char *msg) {
     ck_assert_str_eq(e.msg, msg);
 }
 
+/* Parses text, which must be valid, as a trial / a scan. */
+static void parse_trial_ok(const char *text, trial_config *t) {
+    nl_error e = {0};
+    ck_assert_msg(config_parse_trial(text, "t.yaml", "/base", t, &e) == NL_OK, "%s\n%s", e.msg, text);
+}
+static void parse_scan_ok(const char *text, scan_config *s) {
+    nl_error e = {0};
+    ck_assert_msg(config_parse_scan(text, "s.yaml", "/base", s, &e) == NL_OK, "%s\n%s", e.msg, text);
+}
+
 START_TEST(test_defaults) {
     trial_config t;
     nl_error e = {0};
@@ -167,8 +177,7 @@ START_TEST(test_newer_keys) {
                  "data: {train: t.h5}\nmodel: {kernel_initializer: %s, layers: [{type: dense}]}\n",
                  names[k]);
         trial_config t;
-        nl_error e = {0};
-        ck_assert_msg(config_parse_trial(text, "t.yaml", "/base", &t, &e) == NL_OK, "%s", e.msg);
+        parse_trial_ok(text, &t);
         ck_assert_int_eq(t.kernel_initializer, k); /* = nn_init */
         config_free_trial(&t);
     }
@@ -180,8 +189,7 @@ START_TEST(test_newer_keys) {
         char text[256];
         snprintf(text, sizeof text, MINIMAL "pruning_parameters: {pruning_method: %s}\n", methods[k]);
         trial_config t;
-        nl_error e = {0};
-        ck_assert_msg(config_parse_trial(text, "t.yaml", "/base", &t, &e) == NL_OK, "%s", e.msg);
+        parse_trial_ok(text, &t);
         ck_assert_msg(t.prune.target_sparsity == want[k], "%s: target_sparsity %g", methods[k],
                       t.prune.target_sparsity);
         config_free_trial(&t);
@@ -189,20 +197,16 @@ START_TEST(test_newer_keys) {
     /* search.algorithm: tpe and PQuant's TPESampler; n_startup_trials */
     {
         scan_config s2;
-        nl_error e2 = {0};
-        ck_assert_msg(config_parse_scan(MINIMAL "hpo_parameters: {sampler: {type: TPESampler}}\n", "h.yaml",
-                                        "/b", &s2, &e2) == NL_OK, "%s", e2.msg);
+        parse_scan_ok(MINIMAL "hpo_parameters: {sampler: {type: TPESampler}}\n", &s2);
         ck_assert_int_eq(s2.algorithm, SEARCH_TPE);
         ck_assert_int_eq(s2.n_startup_trials, 10);
         config_free_scan(&s2);
-        ck_assert_msg(config_parse_scan(MINIMAL "hpo_parameters: {sampler: {type: TPESampler, params: "
-                                        "{n_startup_trials: 7, seed: 42}}}\n", "h.yaml", "/b", &s2, &e2) == NL_OK,
-                      "%s", e2.msg);
+        parse_scan_ok(MINIMAL "hpo_parameters: {sampler: {type: TPESampler, params: "
+                              "{n_startup_trials: 7, seed: 42}}}\n", &s2);
         ck_assert_int_eq(s2.algorithm, SEARCH_TPE);
         ck_assert_int_eq(s2.n_startup_trials, 7);
         config_free_scan(&s2);
-        ck_assert_msg(config_parse_scan(MINIMAL "search: {algorithm: TPE, n_startup_trials: 4}\n", "h.yaml",
-                                        "/b", &s2, &e2) == NL_OK, "%s", e2.msg);
+        parse_scan_ok(MINIMAL "search: {algorithm: TPE, n_startup_trials: 4}\n", &s2);
         ck_assert_int_eq(s2.algorithm, SEARCH_TPE);
         ck_assert_int_eq(s2.n_startup_trials, 4);
         ck_assert_int_eq(s2.pruner, PRUNER_NONE);
@@ -210,9 +214,8 @@ START_TEST(test_newer_keys) {
         ck_assert_int_eq(s2.pruner_warmup, 0);
         ck_assert(s2.trial_timeout == 0);
         config_free_scan(&s2);
-        ck_assert_msg(config_parse_scan(MINIMAL "search: {pruner: {type: median, n_startup_trials: 3, "
-                                        "n_warmup_steps: 2}, trial_timeout: 600}\n", "h.yaml", "/b", &s2, &e2) == NL_OK,
-                      "%s", e2.msg);
+        parse_scan_ok(MINIMAL "search: {pruner: {type: median, n_startup_trials: 3, "
+                              "n_warmup_steps: 2}, trial_timeout: 600}\n", &s2);
         ck_assert(s2.trial_timeout == 600);
         ck_assert_int_eq(s2.pruner, PRUNER_MEDIAN);
         ck_assert_int_eq(s2.pruner_startup, 3);
@@ -233,11 +236,8 @@ START_TEST(test_newer_keys) {
                  "scan.yaml:3:25: search.pruner.type: expected one of none, median, got 'hyperband'");
     /* a search dimension: the grid has 2 points */
     scan_config s;
-    nl_error e = {0};
-    ck_assert_msg(config_parse_scan("data: {train: t.h5}\nsearch: {algorithm: grid}\nmodel: "
-                                    "{kernel_initializer: {choice: [he_uniform, pytorch]}, "
-                                    "layers: [{type: dense}]}\n",
-                                    "g.yaml", "/b", &s, &e) == NL_OK, "%s", e.msg);
+    parse_scan_ok("data: {train: t.h5}\nsearch: {algorithm: grid}\nmodel: "
+                  "{kernel_initializer: {choice: [he_uniform, pytorch]}, layers: [{type: dense}]}\n", &s);
     ck_assert_int_eq(s.n_dims, 1);
     ck_assert_int_eq(s.trials, 2);
     config_free_scan(&s);

@@ -1108,14 +1108,20 @@ static void dir_of(const char *path, char *buf, size_t len) {
     else snprintf(buf, len, "%.*s", (int)(slash - path), path);
 }
 
+/* The text of a config file and its folder (relative paths in it are
+ * taken from there). */
+static nl_status read_config(const char *path, char **text, char *dir, size_t dirlen, nl_error *e) {
+    size_t len;
+    nl_status st = fs_read_all(path, text, &len, e);
+    if (st == NL_OK) dir_of(path, dir, dirlen);
+    return st;
+}
+
 nl_status config_load_trial(const char *path, trial_config *out, nl_error *e) {
     memset(out, 0, sizeof *out);
-    char *text;
-    size_t len;
-    nl_status st = fs_read_all(path, &text, &len, e);
+    char *text, dir[1024];
+    nl_status st = read_config(path, &text, dir, sizeof dir, e);
     if (st != NL_OK) return st;
-    char dir[1024];
-    dir_of(path, dir, sizeof dir);
     st = config_parse_trial(text, path, dir, out, e);
     free(text);
     return st;
@@ -1221,12 +1227,9 @@ nl_status config_parse_scan(const char *text, const char *source, const char *ba
 
 nl_status config_load_scan(const char *path, scan_config *out, nl_error *e) {
     memset(out, 0, sizeof *out);
-    char *text;
-    size_t len;
-    nl_status st = fs_read_all(path, &text, &len, e);
+    char *text, dir[1024];
+    nl_status st = read_config(path, &text, dir, sizeof dir, e);
     if (st != NL_OK) return st;
-    char dir[1024];
-    dir_of(path, dir, sizeof dir);
     st = config_parse_scan(text, path, dir, out, e);
     free(text);
     return st;

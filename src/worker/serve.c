@@ -23,50 +23,43 @@ typedef struct {
     int comm_failed;
 } serve_ctx;
 
-/* Non-blocking look at the mailbox during a trial. */
-static void poll_master(serve_ctx *s) {
-    for (;;) {
-        comm_msg m;
-        int got = 0;
-        if (comm_recv(s->c, &m, 0, &got, &s->err) != NL_OK) { s->comm_failed = 1; s->stop = 1; return; }
-        if (!got) return;
-        if (m.type == MSG_STOP) s->stop = 1;
-        else if (m.type == MSG_PRUNE) {
-            s->prune = 1;
-            snprintf(s->prune_reason, sizeof s->prune_reason, "%s", m.data ? m.data : "pruned");
-        }
-        else if (m.type == MSG_SHUTDOWN) s->stop = s->shutdown = 1;
-        else log_warn("ignoring message type %d from rank %d during a trial", (int)m.type, m.peer);
-        comm_msg_free(&m);
+/* One message from the master during a trial; returns 1 for the ones
+ * that answer a PROGRESS or end the trial (CONTINUE, PRUNE, STOP,
+ * SHUTDOWN). */
+static int take_message(serve_ctx *s, const comm_msg *m) {
+    switch (m->type) {
+    case MSG_CONTINUE: return 1;
+    case MSG_PRUNE:
+        s->prune = 1;
+        snprintf(s->prune_reason, sizeof s->prune_reason, "%s", m->data ? m->data : "pruned");
+        return 1;
+    case MSG_STOP: s->stop = 1; return 1;
+    case MSG_SHUTDOWN: s->stop = s->shutdown = 1; return 1;
+    default:
+        log_warn("ignoring message type %d from rank %d during a trial", (int)m->type, m->peer);
+        return 0;
     }
 }
 
-/* The master's answer to this epoch's PROGRESS: CONTINUE or PRUNE (the
- * trial then ends at this epoch, so the decision is the same whatever the
- * timing); a STOP or SHUTDOWN first ends the wait (the answer then arrives
- * when the worker is idle and is dropped). */
-static void wait_verdict(serve_ctx *s) {
+/* The mailbox after an epoch. wait = 0: take what is there (a STOP from a
+ * draining master). wait = 1: block until the master's answer to this
+ * epoch's PROGRESS, CONTINUE or PRUNE (the trial then ends at this epoch,
+ * so the decision is the same whatever the timing); a STOP, SHUTDOWN or
+ * the signal flag ends the wait too (a late answer then reaches an idle
+ * worker and is dropped). */
+static void read_master(serve_ctx *s, int wait) {
     for (;;) {
         comm_msg m;
         int got = 0;
-        if (comm_recv(s->c, &m, 0.5, &got, &s->err) != NL_OK) { s->comm_failed = s->stop = 1; return; }
+        if (comm_recv(s->c, &m, wait ? 0.5 : 0, &got, &s->err) != NL_OK) { s->comm_failed = s->stop = 1; return; }
         if (!got) {
+            if (!wait) return;
             if (s->stop_flag && *s->stop_flag) { s->stop = 1; return; }
             continue;
         }
-        int type = m.type;
-        if (type == MSG_PRUNE) {
-            s->prune = 1;
-            snprintf(s->prune_reason, sizeof s->prune_reason, "%s", m.data ? m.data : "pruned");
-        } else if (type == MSG_STOP) {
-            s->stop = 1;
-        } else if (type == MSG_SHUTDOWN) {
-            s->stop = s->shutdown = 1;
-        } else if (type != MSG_CONTINUE) {
-            log_warn("ignoring message type %d from rank %d during a trial", type, m.peer);
-        }
+        int answer = take_message(s, &m);
         comm_msg_free(&m);
-        if (type == MSG_CONTINUE || type == MSG_PRUNE || type == MSG_STOP || type == MSG_SHUTDOWN) return;
+        if (wait && answer) return;
     }
 }
 
@@ -91,8 +84,7 @@ static int on_progress(void *vctx, int trial_id, const epoch_record *r) {
     sbuf_printf(&b, "}");
     if (comm_send(s->c, 0, MSG_PROGRESS, b.s, b.len, &s->err) != NL_OK) s->comm_failed = s->stop = 1;
     sbuf_free(&b);
-    if (s->answers && !s->stop) wait_verdict(s);
-    else poll_master(s);
+    read_master(s, s->answers && !s->stop);
     if (s->stop_flag && *s->stop_flag) s->stop = 1;
     /* a drain wins over a prune: the trial then resumes later */
     return s->stop ? 2 : s->prune ? 1 : 0;
