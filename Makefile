@@ -8,9 +8,15 @@
 # Debug/sanitizer builds: make SAN=1 (ASan+UBSan), make DEBUG=1.
 
 CC      ?= cc
+PKG_CONFIG ?= pkg-config
 PKGS    := hdf5 yaml-0.1 openblas check ompi-c zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# The package flags are asked of pkg-config the first time a recipe needs
+# them, not when the Makefile is read: on a fresh machine `make demo` reads
+# this file before `deps` has installed the -dev packages. (Evaluated once,
+# then cached.) An empty answer stops the build with the fix in the message.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_flags,--cflags))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(call pkg_flags,--libs))$(PKG_LIBS)
+pkg_flags  = $(or $(shell $(PKG_CONFIG) $(1) $(PKGS) 2>/dev/null),$(error pkg-config finds no flags for $(PKGS): run `make deps` (installs the Debian -dev packages) and retry))
 
 OPT     := -O2 -march=x86-64-v2
 ifdef DEBUG
@@ -21,8 +27,9 @@ OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 LDSAN   := -fsanitize=address,undefined
 endif
 CFLAGS  ?=
-CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -Wall -Wextra -Werror $(OPT) -g -Iinclude $(PKG_CFLAGS)
-LDLIBS  := $(PKG_LIBS) -lm
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -Wall -Wextra -Werror $(OPT) -g -Iinclude
+CFLAGS  += $(PKG_CFLAGS)
+LDLIBS   = $(PKG_LIBS) -lm
 LDFLAGS += $(LDSAN)
 
 BUILD   := build
@@ -84,8 +91,10 @@ unit:
 	  $(foreach d,$(DEPS_$(M)),$(call src_of,$(d))) $(LDFLAGS) $(LDLIBS) -o $(BUILD)/unit_$(M)
 	$(BUILD)/unit_$(M)
 
+# DEPS_SCRIPT is a variable so that tests/e2e_fresh.sh can watch when it ran.
+DEPS_SCRIPT ?= scripts/deps.sh
 deps:
-	@sh scripts/deps.sh
+	@sh $(DEPS_SCRIPT)
 
 check: deps
 	$(MAKE) all $(BUILD)/check_all
@@ -94,9 +103,11 @@ check: deps
 	bash tests/e2e_errors.sh
 	bash tests/e2e_estimate.sh
 	bash tests/e2e_slurm.sh
+	bash tests/e2e_fresh.sh
 
-demo: deps all
-	bash scripts/demo.sh
+demo: deps
+	$(MAKE) all
+	NNLO=$(BUILD)/nnlo-c bash scripts/demo.sh
 
 bench: all
 	bash bench/run.sh
