@@ -99,6 +99,7 @@ deps:
 check: deps
 	$(MAKE) all $(BUILD)/check_all
 	CK_DEFAULT_TIMEOUT=120 $(BUILD)/check_all
+	bash tests/blas_matrix.sh $(BUILD)/check_all
 	bash tests/e2e_mpirun.sh
 	bash tests/e2e_errors.sh
 	bash tests/e2e_estimate.sh

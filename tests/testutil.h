@@ -1,6 +1,20 @@
 /* testutil.h — helpers shared by the Check suites: temporary folders and
  * array comparisons that print the first mismatches and the max difference
  * (STYLE.md 10). Header-only, static functions. */
+/* The float-equality rule. Compare floats bit for bit (memcmp, ==) only
+ * where both sides are the same sequence of float operations by
+ * construction: a resume against an uninterrupted run, the same call twice
+ * with the same thread count, a save/load round trip, integer fixed-point
+ * paths, sums of dyadic values that float32 holds exactly. Everywhere the
+ * order of a sum may differ — other batch sizes or shapes (OpenBLAS picks
+ * its kernel by shape and CPU), other thread counts, BLAS against a _ref
+ * loop, the pool against the serial pass — compare with tu_assert_close
+ * and a tolerance derived from the operation's float error (a sum of K
+ * terms in any order: |diff| <= gamma_K * sum|terms|, gamma_K ~ K * 2^-24),
+ * say how in a comment, and assert what the test is about (a wrong
+ * pairing, a lost update) with a control that the tolerance would catch.
+ * tests/blas_matrix.sh runs the float suites under every OpenBLAS kernel
+ * the CPU has, at 1 and 2 threads, to keep the rule honest. */
 #ifndef NNLO_TESTUTIL_H
 #define NNLO_TESTUTIL_H
 
